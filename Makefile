@@ -1,0 +1,101 @@
+# mlops-course — every command a learner, an instructor or CI needs.
+#   make lab      install (once) and open JupyterLab on the course start page
+#   make test     install (once) and run everything CI runs
+# Run `make help` for the rest.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+UV_VERSION := 0.13.8
+LOCK   := requirements/lock.txt
+STAMP  := $(VENV)/.installed
+KERNEL := mlops-course
+PORT   ?= 8888
+JOBS   ?= 2
+export MLOPS_COURSE_FAST_TIMEOUT ?= 600
+
+.PHONY: help install lab course test check-sync lint unit notebooks solutions nbdev-test export clean-nbs labs \
+        grade bench lock doctor clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
+
+# --- environment -------------------------------------------------------------------------------
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; v=sys.version_info; sys.exit(0 if (3,11)<=v[:2]<(3,13) else "mlops-course needs Python 3.11 or 3.12, found %d.%d: install python3.11 and run make again" % v[:2])'
+	$(PYTHON) -m venv $(VENV)
+
+$(BIN)/uv: | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+# Reinstalls only when the lock or the project metadata changed.
+$(STAMP): $(LOCK) pyproject.toml | $(BIN)/uv
+	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -r $(LOCK)
+	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode --no-deps -e .
+	$(BIN)/python -m ipykernel install --user --name $(KERNEL) --display-name "Python 3 (mlops-course)" >/dev/null
+	@touch $@
+
+install: $(STAMP)  ## create .venv from the lock (idempotent), install the package, register the kernel
+
+lock:  ## re-resolve requirements/lock.txt from pyproject.toml (needs the package index)
+	$(BIN)/uv pip compile pyproject.toml --all-extras --python-version 3.11 \
+	  --python-platform x86_64-unknown-linux-gnu --upgrade -o $(LOCK)
+
+# --- learner -----------------------------------------------------------------------------------
+lab: install  ## open JupyterLab on 127.0.0.1 at the course start page
+	$(BIN)/jupyter lab --ip=127.0.0.1 --port=$(PORT) --ServerApp.root_dir=$(CURDIR) README.md
+
+course: install  ## execute every lesson with papermill (progress, summary, report in workspace/reports)
+	$(BIN)/mlops-course run notebooks -n $(JOBS) $(if $(FAST),-p FAST true,)
+
+doctor: install  ## what is installed and what is missing (docker, kubectl, prometheus, terraform ...)
+	$(BIN)/mlops-course doctor
+
+# --- maintainer ----------------------------------------------------------------------------------
+export: install  ## notebooks/ -> mlops_course/ (nbdev) and clean notebook metadata
+	$(BIN)/nbdev-clean
+	$(BIN)/nbdev-export
+
+labs: install  ## solutions/ -> labs/ (never edit labs by hand)
+	$(BIN)/mlops-course labs build
+
+grade: install  ## grade a class: make grade LAB=03 SUBMISSIONS=submissions/
+	$(BIN)/mlops-course grade --lab $(LAB) $(SUBMISSIONS) --out grades.csv
+
+bench: install  ## run the benchmarks and append to benchmarks/RESULTS.md
+	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b; done
+
+# --- test (what CI runs) ---------------------------------------------------------------------------
+# The library and the labs must be generated from their sources: exporting and cleaning must not
+# change the tree, and the labs must equal the stripped solutions.
+check-sync: install
+	@before=$$( (git status --porcelain --untracked-files=all; git diff) | sha256sum); \
+	$(BIN)/nbdev-clean; $(BIN)/nbdev-export; \
+	after=$$( (git status --porcelain --untracked-files=all; git diff) | sha256sum); \
+	if [ "$$before" != "$$after" ]; then \
+	  echo "nbdev-clean/nbdev-export changed the tree: run 'make export' and commit the result:"; \
+	  git status --porcelain --untracked-files=all; exit 1; fi
+	$(BIN)/mlops-course labs check
+
+lint: install
+	$(BIN)/ruff check .
+
+unit: install  ## unit, data, API and deploy-file tests, notebooks in FAST mode, grading invariants
+	$(BIN)/pytest -n $(JOBS) --dist loadgroup tests
+
+solutions: install  ## nbval: every solution reproduces its committed outputs
+	$(BIN)/pytest -n $(JOBS) --dist loadfile -p no:cacheprovider --nbval --nbval-current-env \
+	  --nbval-sanitize-with tests/nbval_sanitize.cfg solutions
+
+nbdev-test: install
+	$(BIN)/nbdev-test --n_workers $(JOBS) --path notebooks/classroom
+
+test: check-sync lint unit solutions nbdev-test  ## everything CI runs
+	@echo "make test: all green"
+
+clean:  ## remove the workspace, caches and executed copies (keeps .venv)
+	rm -rf workspace .pytest_cache .ruff_cache build
