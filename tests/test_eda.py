@@ -14,8 +14,8 @@ import pytest  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 
 from mlops_course import eda  # noqa: E402
+from mlops_course.data import CAPS  # noqa: E402
 from mlops_course.eda import (  # noqa: E402
-    CAPS,
     SQLError,
     axis_label,
     capped_shares,
@@ -248,7 +248,7 @@ def test_import_is_light():
 
 def test_public_api():
     for name in ["summarize", "capped_shares", "plot_geo", "plot_distributions", "plot_correlations",
-                 "target_correlations", "plot_by_category", "sql", "SQLError", "CAPS", "axis_label"]:
+                 "target_correlations", "plot_by_category", "sql", "SQLError", "axis_label"]:
         assert name in eda.__all__
 
 
