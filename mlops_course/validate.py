@@ -3,14 +3,14 @@
 # %% auto #0
 __all__ = ['CA_BOUNDS', 'DataValidationError', 'housing_schema', 'validate_housing', 'read_housing_csv']
 
-# %% ../notebooks/week00_validate.ipynb #14fe22b5
+# %% ../notebooks/week00_validate.ipynb #a760760a
 from pathlib import Path
 
 import pandas as pd
 
 from .data import COLUMNS, NUMERIC_COLUMNS, OCEAN_CATEGORIES, DataSourceError
 
-# %% ../notebooks/week00_validate.ipynb #61a748c3
+# %% ../notebooks/week00_validate.ipynb #34310d8a
 CA_BOUNDS = {"longitude": (-124.5, -114.0), "latitude": (32.5, 42.1)}  # a box around California
 
 class DataValidationError(ValueError):
@@ -19,11 +19,11 @@ class DataValidationError(ValueError):
         super().__init__(message)
         self.failures = failures or []
 
-# %% ../notebooks/week00_validate.ipynb #3c9b9f29
+# %% ../notebooks/week00_validate.ipynb #9342d88d
 def housing_schema():
     "The pandera schema of the housing table (built on demand: pandera is imported lazily)."
     import pandera.pandas as pa
-    integer = pa.Check(lambda s: s % 1 == 0, name="integer_valued", error="counts are whole numbers")
+    integer = pa.Check(lambda s: s % 1 == 0, name="integer_valued")
     def num(*checks, nullable=False): return pa.Column("float64", list(checks), nullable=nullable)
     return pa.DataFrameSchema(
         {"longitude": num(pa.Check.in_range(*CA_BOUNDS["longitude"])),
@@ -45,7 +45,7 @@ def _bedrooms_le_rooms(df: pd.DataFrame) -> pd.Series:
         return pd.Series(True, index=df.index)  # missing columns and dtypes are reported by their own rules
     return b.isna() | (b <= r)
 
-# %% ../notebooks/week00_validate.ipynb #978c94c5
+# %% ../notebooks/week00_validate.ipynb #35a839c3
 def _examples(idx: list, values: list, k: int = 3) -> str:
     return ", ".join(f"row {i}: {v!r}" if i is not None else repr(v) for i, v in list(zip(idx, values, strict=True))[:k])
 
@@ -73,7 +73,7 @@ def _failures(cases: pd.DataFrame, df: pd.DataFrame) -> list[dict]:
                         examples=_examples(idx, g["failure_case"].tolist())))
     return out
 
-# %% ../notebooks/week00_validate.ipynb #c3597013
+# %% ../notebooks/week00_validate.ipynb #9d476440
 def validate_housing(df: pd.DataFrame,  # the table to check
                      name: str = "housing table",  # how to call it in messages (e.g. a file name)
                      ) -> pd.DataFrame:
@@ -95,7 +95,7 @@ def validate_housing(df: pd.DataFrame,  # the table to check
                                   fails) from None
     return df
 
-# %% ../notebooks/week00_validate.ipynb #7992f5ba
+# %% ../notebooks/week00_validate.ipynb #2457c47d
 def read_housing_csv(path: Path | str,  # a CSV (or .csv.gz) with the 10 housing columns
                      ) -> pd.DataFrame:
     "Read and validate a housing CSV; integer columns are widened to float64, nothing else is converted."
