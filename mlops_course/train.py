@@ -26,16 +26,17 @@ def _estimator(kind, seed, params, classifier=False):
               "mean": lambda: dummy.DummyRegressor(strategy="mean"),
               "linear": lambda: linear_model.LinearRegression(),
               "ridge": lambda: linear_model.Ridge(alpha=1.0),
-              "tree": lambda: tree.DecisionTreeRegressor(random_state=seed),
-              "forest": lambda: ensemble.RandomForestRegressor(n_estimators=100, min_samples_leaf=3, max_features=0.5,
-                                                               n_jobs=2, random_state=seed),
-              "hgb": lambda: ensemble.HistGradientBoostingRegressor(max_iter=300, random_state=seed)}
+              "tree": lambda: tree.DecisionTreeRegressor(),
+              "forest": lambda: ensemble.RandomForestRegressor(n_estimators=100, min_samples_leaf=3, max_features=0.5, n_jobs=2),
+              "hgb": lambda: ensemble.HistGradientBoostingRegressor(max_iter=300)}
     if kind not in makers:
         raise ValueError(f"unknown model kind {kind!r}; choose one of {list(makers)}")
     est = makers[kind]()
     unknown = sorted(set(params) - set(est.get_params()))
     if unknown:
         raise ValueError(f"{type(est).__name__} (kind {kind!r}) has no parameter {unknown}; valid: {sorted(est.get_params())}")
+    if "random_state" in est.get_params():
+        est.set_params(random_state=seed)
     return est.set_params(**params)
 
 # %% ../notebooks/week02_ml_fundamentals.ipynb #7b6b28e6
@@ -58,8 +59,6 @@ def build_classifier(kind: str = "logistic",  # one of CLASSIFIER_KINDS
     from sklearn.pipeline import Pipeline
     seed = get_settings().seed if seed is None else seed
     clf = _estimator(kind, seed, params, classifier=True)
-    if "random_state" in clf.get_params() and "random_state" not in params:
-        clf.set_params(random_state=seed)
     return Pipeline([("check", SelectFeatures()), ("preprocess", build_preprocessor()), ("classifier", clf)])
 
 # %% ../notebooks/week02_ml_fundamentals.ipynb #abef6f26
