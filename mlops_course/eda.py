@@ -4,7 +4,7 @@
 __all__ = ['UNITS', 'summarize', 'capped_shares', 'axis_label', 'plot_distributions', 'plot_geo', 'plot_correlations',
            'target_correlations', 'plot_by_category', 'SQLError', 'sql']
 
-# %% ../notebooks/week01_python_data.ipynb #4c785760
+# %% ../notebooks/week01_python_data.ipynb #624e05f2
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -15,7 +15,7 @@ from .data import CAPS, TARGET
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-# %% ../notebooks/week01_python_data.ipynb #0ab0c62a
+# %% ../notebooks/week01_python_data.ipynb #8d6352eb
 def summarize(df: pd.DataFrame,  # any table
               ) -> pd.DataFrame:
     "One row per column: dtype, missing count and percent, min / median / max (numeric columns) and distinct values."
@@ -31,7 +31,7 @@ def summarize(df: pd.DataFrame,  # any table
     cols = ["dtype", "missing", "missing_pct", "min", "median", "max", "n_unique"]
     return pd.DataFrame(rows, columns=["column", *cols]).set_index("column")
 
-# %% ../notebooks/week01_python_data.ipynb #daba55d0
+# %% ../notebooks/week01_python_data.ipynb #86cc1e22
 def capped_shares(df: pd.DataFrame,  # a table with the capped columns
                   caps: dict[str, float] | None = None,  # column -> cap (default: `mlops_course.data.CAPS`)
                   ) -> pd.DataFrame:
@@ -47,7 +47,7 @@ def capped_shares(df: pd.DataFrame,  # a table with the capped columns
         rows.append({"column": col, "cap": cap, "n_capped": n, "share": n / len(s) if len(s) else 0.0})
     return pd.DataFrame(rows).set_index("column")
 
-# %% ../notebooks/week01_python_data.ipynb #b1cdd1ec
+# %% ../notebooks/week01_python_data.ipynb #106ad270
 UNITS = {"longitude": "°", "latitude": "°", "housing_median_age": "years", "total_rooms": "rooms per district",
          "total_bedrooms": "bedrooms per district", "population": "people per district",
          "households": "households per district", "median_income": "tens of thousands of USD",
@@ -58,7 +58,7 @@ def axis_label(column: str,  # a column name
     "The column name followed by its unit in brackets, when the unit is known."
     return f"{column} ({UNITS[column]})" if column in UNITS else column
 
-# %% ../notebooks/week01_python_data.ipynb #75cd7434
+# %% ../notebooks/week01_python_data.ipynb #076b3c97
 def _require(df: pd.DataFrame, columns: list[str], caller: str) -> None:
     "Raise a KeyError naming the missing columns."
     missing = [c for c in columns if c not in df.columns]
@@ -89,7 +89,7 @@ def plot_distributions(df: pd.DataFrame,  # the table
     fig.tight_layout()
     return axes.flat[:len(columns)]
 
-# %% ../notebooks/week01_python_data.ipynb #7172551b
+# %% ../notebooks/week01_python_data.ipynb #a074093d
 def plot_geo(df: pd.DataFrame,  # a table with longitude and latitude
              ax: "Axes | None" = None,  # where to draw (default: a new figure)
              column: str = TARGET,  # the column that sets the colour
@@ -112,7 +112,7 @@ def plot_geo(df: pd.DataFrame,  # a table with longitude and latitude
     ax.set(title=f"Districts coloured by {column}{sized}", xlabel=axis_label("longitude"), ylabel=axis_label("latitude"))
     return ax
 
-# %% ../notebooks/week01_python_data.ipynb #85222927
+# %% ../notebooks/week01_python_data.ipynb #b2828042
 _METHODS = ("pearson", "spearman", "kendall")
 
 def _check_method(method: str) -> None:
@@ -137,7 +137,7 @@ def plot_correlations(df: pd.DataFrame,  # the table (numeric columns are used)
     ax.set(title=f"{method.capitalize()} correlation of the numeric columns", xlabel="column", ylabel="column")
     return ax
 
-# %% ../notebooks/week01_python_data.ipynb #adb561dc
+# %% ../notebooks/week01_python_data.ipynb #86a986f1
 def target_correlations(df: pd.DataFrame,  # the table
                         target: str = TARGET,  # the column to correlate with
                         method: str = "spearman",  # pearson, spearman or kendall
@@ -151,7 +151,7 @@ def target_correlations(df: pd.DataFrame,  # the table
     corr = num.corr(method=method)[target].drop(target)
     return corr.reindex(corr.abs().sort_values(ascending=False).index).rename(f"{method} correlation with {target}")
 
-# %% ../notebooks/week01_python_data.ipynb #317a6a01
+# %% ../notebooks/week01_python_data.ipynb #fce4f862
 def plot_by_category(df: pd.DataFrame,  # the table
                      category: str = "ocean_proximity",  # the categorical column
                      value: str = TARGET,  # the numeric column
@@ -170,7 +170,7 @@ def plot_by_category(df: pd.DataFrame,  # the table
     ax.set(title=f"{value} by {category}", xlabel=category, ylabel=axis_label(value))
     return ax
 
-# %% ../notebooks/week01_python_data.ipynb #0d290a55
+# %% ../notebooks/week01_python_data.ipynb #a2b6d1e2
 class SQLError(ValueError):
     "A query that DuckDB could not run; the message names the problem, the tables available and the query."
 
