@@ -1,0 +1,188 @@
+"""Tests of mlops_course.pipeline: months, idempotent steps, the champion gate, the Airflow DAG file."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+
+from mlops_course import pipeline
+from mlops_course.config import get_settings
+
+REPO = Path(__file__).resolve().parents[1]
+DAGS = REPO / "deploy" / "airflow" / "dags"
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch):
+    "A private, empty course workspace for one test."
+    monkeypatch.setenv("MLOPS_COURSE_WORKSPACE", str(tmp_path / "ws"))
+    get_settings.cache_clear()
+    yield tmp_path / "ws"
+    get_settings.cache_clear()
+
+
+# --- months and paths ----------------------------------------------------------------------------
+@pytest.mark.parametrize("value, key", [("2024-03", "2024-03"), ("2024-03-01", "2024-03"),
+                                        ("2024-03-01T00:00:00+00:00", "2024-03"), (date(2024, 3, 9), "2024-03"),
+                                        (datetime(2025, 12, 1, tzinfo=UTC), "2025-12")])
+def test_month_key(value, key):
+    assert pipeline.month_key(value) == key
+
+
+@pytest.mark.parametrize("bad", ["March", "2024-13", "24-03", "", None])
+def test_month_key_rejects_garbage(bad):
+    with pytest.raises(ValueError, match="YYYY-MM"):
+        pipeline.month_key(bad)
+
+
+def test_month_index():
+    assert [pipeline.month_index(m) for m in ("2024-01", "2024-07", "2025-01")] == [0, 6, 12]
+    with pytest.raises(ValueError, match="before 2024-01"):
+        pipeline.month_index("2023-12")
+
+
+def test_roots(workspace):
+    assert pipeline.pipeline_root() == workspace / "pipeline"
+    assert pipeline.pipeline_root("other") == workspace / "other"
+    assert pipeline.pipeline_root(workspace / "abs") == workspace / "abs"
+    assert pipeline.month_dir("2024-02").is_dir()
+
+
+# --- the steps --------------------------------------------------------------------------------------
+def test_steps_need_their_inputs(workspace):
+    with pytest.raises(FileNotFoundError, match="run the `ingest` step"):
+        pipeline.validate("2024-01")
+    with pytest.raises(FileNotFoundError, match="run the `validate` step"):
+        pipeline.train("2024-01")
+    with pytest.raises(FileNotFoundError, match="run the `evaluate` step"):
+        pipeline.register_if_better("2024-01")
+
+
+def test_run_pipeline_is_idempotent_and_json(workspace):
+    first = pipeline.run_pipeline("2024-01", n_rows=600)
+    files = {p.name: p.read_bytes() for p in pipeline.month_dir("2024-01").iterdir() if p.suffix == ".json"}
+    second = pipeline.run_pipeline("2024-01", n_rows=600)
+    assert list(first) == list(pipeline.STEPS)
+    for step in pipeline.STEPS:
+        assert json.loads(json.dumps(first[step])) == first[step], f"{step} result is not JSON-serialisable"
+    assert first["evaluate"] == second["evaluate"]
+    assert first["register"]["promoted"] and second["register"]["promoted"]
+    assert {p.name: p.read_bytes() for p in pipeline.month_dir("2024-01").iterdir() if p.suffix == ".json"} == files
+    names = {p.name for p in pipeline.month_dir("2024-01").iterdir()}
+    assert {"raw.parquet", "validated.parquet", "test.parquet", "model.joblib", "metrics.json", "decision.json"} <= names
+    assert not [n for n in names if n.endswith(".tmp")], "temporary files left behind"
+    assert first["evaluate"]["rows_test"] == 120 and 0 < first["evaluate"]["r2"] < 1
+
+
+def test_champion_gate(workspace):
+    pipeline.run_pipeline("2024-01", n_rows=600)
+    champ = json.loads((pipeline.pipeline_root() / "champion.json").read_text())
+    assert champ["month"] == "2024-01"
+    feb = pipeline.run_pipeline("2024-02", n_rows=600)["register"]
+    assert feb["champion_rmse"] is not None and "vs champion (2024-01)" in feb["reason"]
+    after = json.loads((pipeline.pipeline_root() / "champion.json").read_text())
+    assert after["month"] == ("2024-02" if feb["candidate_rmse"] < feb["champion_rmse"] else "2024-01")
+    # an impossible bar keeps the champion whatever the candidate does
+    pipeline.run_pipeline("2024-03", n_rows=600)
+    before = (pipeline.pipeline_root() / "champion.json").read_text()
+    pipeline.ingest("2024-04", n_rows=600)
+    pipeline.validate("2024-04"), pipeline.train("2024-04"), pipeline.evaluate("2024-04")
+    d = pipeline.register_if_better("2024-04", min_improvement=0.99)
+    assert not d["promoted"]
+    assert (pipeline.pipeline_root() / "champion.json").read_text() == before
+
+
+def test_validate_rejects_a_broken_batch(workspace):
+    from mlops_course.validate import DataValidationError
+    pipeline.ingest("2024-07", n_rows=600, scenario="unit_bug")
+    with pytest.raises(DataValidationError, match="median_income"):
+        pipeline.validate("2024-07")
+    assert not (pipeline.month_dir("2024-07") / "validated.parquet").exists()
+
+
+def test_import_does_not_import_airflow():
+    code = "import sys, mlops_course.pipeline; sys.exit('airflow' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+# --- import errors ----------------------------------------------------------------------------------
+def test_format_import_errors():
+    tb = textwrap.dedent('''\
+        Traceback (most recent call last):
+          File "<frozen importlib._bootstrap>", line 241, in _call_with_frames_removed
+          File "/x/dags/bad.py", line 11, in <module>
+            undefined_name
+        NameError: name 'undefined_name' is not defined
+        ''')
+    assert pipeline.format_import_errors({"/x/dags/bad.py": tb}) == \
+        "bad.py, line 11: NameError: name 'undefined_name' is not defined"
+
+
+def test_exceptions_are_extracted_from_a_log():
+    log = textwrap.dedent('''\
+        2026-01-01T00:00:00Z [error    ] Task failed with exception     [task]
+        Traceback (most recent call last):
+          File "/x/dags/housing_pipeline.py", line 45, in validate
+            raise AirflowFailException(str(e)) from None
+        airflow.sdk.exceptions.AirflowFailException: batch 2024-07 breaks the housing schema (1 problem(s)):
+        - column 'median_income', rule less_than_or_equal_to(15.0001): 390 failing rows
+        2026-01-01T00:00:01Z [info     ] next
+        ''')
+    (msg,) = pipeline._exceptions(log)
+    assert msg.startswith("AirflowFailException: batch 2024-07") and "390 failing rows" in msg and "next" not in msg
+
+
+def test_setup_airflow_needs_a_fresh_process(monkeypatch, workspace):
+    monkeypatch.setitem(sys.modules, "airflow", object())
+    monkeypatch.setenv("AIRFLOW_HOME", "/somewhere/else")
+    with pytest.raises(RuntimeError, match="Restart the kernel"):
+        pipeline.setup_airflow("t", dags_folder=workspace / "dags")
+
+
+# --- the DAG, for real (own process: Airflow reads its configuration once) -----------------------------
+DAG_SCRIPT = '''
+import json, sys
+from mlops_course import pipeline
+af = pipeline.setup_airflow("test", dags_folder=sys.argv[1])
+dag = pipeline.get_dag("housing_pipeline")
+out = {"tasks": [t.task_id for t in dag.topological_sort()], "catchup": dag.catchup, "tags": sorted(dag.tags),
+       "upstream": {t.task_id: sorted(t.upstream_task_ids) for t in dag.tasks},
+       "retries": {t.task_id: t.retries for t in dag.tasks}, "doc": bool(dag.doc_md)}
+if len(sys.argv) > 2:
+    ok = pipeline.run_dag(dag, "2024-01", conf={"n_rows": 600})
+    bad = pipeline.run_dag(dag, "2024-07", conf={"n_rows": 600, "scenario": "unit_bug"})
+    out.update(ok_state=ok.state, ok_tasks=ok.tasks, promoted=ok.results["register"]["promoted"],
+               bad_state=bad.state, bad_tasks=bad.tasks, bad_error=bad.errors.get("validate", ""))
+print("RESULT" + json.dumps(out))
+'''
+
+
+def _run_dag_script(workspace, *extra, timeout=300):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env["MLOPS_COURSE_WORKSPACE"] = str(workspace)
+    r = subprocess.run([sys.executable, "-c", DAG_SCRIPT, str(DAGS), *extra], env=env, capture_output=True,
+                       text=True, timeout=timeout)
+    line = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT")]
+    assert r.returncode == 0 and line, f"DAG script failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    return json.loads(line[-1][len("RESULT"):])
+
+
+@pytest.mark.slow
+def test_dag_file_loads_and_runs_with_dag_test(workspace):
+    out = _run_dag_script(workspace, "run")
+    assert out["tasks"] == list(pipeline.STEPS)
+    assert out["upstream"] == {"ingest": [], "validate": ["ingest"], "train": ["validate"], "evaluate": ["train"],
+                               "register": ["evaluate"]}
+    assert out["catchup"] is False and "housing" in out["tags"] and out["doc"]
+    assert out["retries"]["validate"] == 0 and out["retries"]["train"] >= 1
+    assert out["ok_state"] == "success" and set(out["ok_tasks"].values()) == {"success"}
+    assert out["promoted"] is True
+    assert out["bad_state"] == "failed"
+    assert out["bad_tasks"]["validate"] == "failed" and out["bad_tasks"]["register"] == "upstream_failed"
+    assert "median_income" in out["bad_error"]
+    assert (workspace / "pipeline" / "2024-01" / "metrics.json").exists()
+    assert (workspace / "airflow" / "test" / "airflow.db").exists()
