@@ -3,30 +3,33 @@
 # %% auto #0
 __all__ = ['find_project_root', 'default_workspace', 'Settings', 'get_settings']
 
-# %% ../notebooks/week00_orientation.ipynb #d3d90606
+# %% ../notebooks/week00_orientation.ipynb #10005354
 from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# %% ../notebooks/week00_orientation.ipynb #5d4ed5b2
-def find_project_root(start: Path | None = None,  # where to start looking (default: this module's folder)
+# %% ../notebooks/week00_orientation.ipynb #a67fa427
+def find_project_root(start: Path | None = None,  # where to start looking (default: the installed package's folder)
                       ) -> Path | None:
     "The course checkout that contains `start`: the nearest folder with `pyproject.toml` and `notebooks/`."
-    start = Path(start or Path(__file__).resolve().parent).resolve()
+    if start is None:
+        import mlops_course  # the installed package: works from a module and from a notebook alike
+        start = Path(mlops_course.__file__).parent
+    start = Path(start).resolve()
     for d in (start, *start.parents):
         if (d / "pyproject.toml").is_file() and (d / "notebooks").is_dir():
             return d
     return None
 
-# %% ../notebooks/week00_orientation.ipynb #892cc004
+# %% ../notebooks/week00_orientation.ipynb #0089fc9a
 def default_workspace() -> Path:
     "`<checkout>/workspace` for a checkout, else `./workspace` (an installed package has no checkout)."
     root = find_project_root()
     return (root or Path.cwd()) / "workspace"
 
-# %% ../notebooks/week00_orientation.ipynb #ee0c4464
+# %% ../notebooks/week00_orientation.ipynb #08674837
 class Settings(BaseSettings):
     "Every knob of the course in one place; each field can be set by an `MLOPS_COURSE_<FIELD>` variable."
     model_config = SettingsConfigDict(env_prefix="MLOPS_COURSE_", extra="ignore")
@@ -48,7 +51,7 @@ class Settings(BaseSettings):
         p.parent.mkdir(parents=True, exist_ok=True)
         return p
 
-# %% ../notebooks/week00_orientation.ipynb #32fad1dc
+# %% ../notebooks/week00_orientation.ipynb #36d0787f
 @lru_cache
 def get_settings() -> Settings:
     "The settings of this process (cached; call `get_settings.cache_clear()` after changing the environment)."

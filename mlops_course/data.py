@@ -6,7 +6,7 @@ __all__ = ['COLUMNS', 'NUMERIC_COLUMNS', 'TARGET', 'FEATURES', 'OCEAN_CATEGORIES
            'calibration_path', 'save_calibration', 'load_calibration', 'recalibrate', 'HousingMarket',
            'DataSourceError', 'load_real_housing', 'load_housing']
 
-# %% ../notebooks/week00_data.ipynb #965e1980
+# %% ../notebooks/week00_data.ipynb #7573e080
 import hashlib
 import io
 import json
@@ -21,7 +21,7 @@ import pandas as pd
 
 from .config import get_settings
 
-# %% ../notebooks/week00_data.ipynb #1fc1e918
+# %% ../notebooks/week00_data.ipynb #b141ab73
 COLUMNS = ["longitude", "latitude", "housing_median_age", "total_rooms", "total_bedrooms",
            "population", "households", "median_income", "median_house_value", "ocean_proximity"]
 NUMERIC_COLUMNS = COLUMNS[:-1]  # every column but the category, all float64
@@ -32,7 +32,7 @@ COUNT_COLUMNS = ["housing_median_age", "total_rooms", "total_bedrooms", "populat
 CAPS = {"median_house_value": 500_001.0, "housing_median_age": 52.0, "median_income": 15.0001}  # census top-codes
 N_ROWS = 20_640  # rows of the real table
 
-# %% ../notebooks/week00_data.ipynb #9c6862e6
+# %% ../notebooks/week00_data.ipynb #f7332991
 def _normal_scores(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     "Ranks of `x` mapped to standard-normal scores; ties (caps, integer counts) are broken at random."
     from scipy.special import ndtri
@@ -41,7 +41,7 @@ def _normal_scores(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     ranks[order] = np.arange(len(x))
     return ndtri((ranks + 0.5) / len(x))
 
-# %% ../notebooks/week00_data.ipynb #9dbbe2c9
+# %% ../notebooks/week00_data.ipynb #ce3d2e24
 def calibrate(df: pd.DataFrame,  # a table with the housing schema (the real one, to calibrate the simulator)
               n_components: int = 48,  # Gaussian components of the mixture
               n_knots: int = 1001,  # quantile knots stored per numeric column
@@ -63,9 +63,18 @@ def calibrate(df: pd.DataFrame,  # a table with the housing schema (the real one
                           for c in NUMERIC_COLUMNS},
             "weights": gm.weights_.round(8).tolist(), "means": gm.means_.round(6).tolist(),
             "covariances": gm.covariances_.round(6).tolist(),
-            "category_probs": (counts / counts.sum(1, keepdims=True)).round(6).tolist()}
+            "category_probs": (counts / counts.sum(1, keepdims=True)).round(6).tolist(),
+            "island": _island(df)}
 
-# %% ../notebooks/week00_data.ipynb #40df0fdf
+def _island(df: pd.DataFrame) -> list[float]:
+    "Centre and spread (lon, lat, sd_lon, sd_lat) of the ISLAND districts: islands are not where the mixture puts them."
+    isl = df.loc[df["ocean_proximity"] == "ISLAND", ["longitude", "latitude"]]
+    if len(isl) == 0:
+        return []
+    sd = isl.std(ddof=0).fillna(0).clip(lower=0.01)
+    return [round(float(v), 4) for v in (*isl.mean(), *sd)]
+
+# %% ../notebooks/week00_data.ipynb #b5275090
 CALIBRATION_FILE = "calibration/housing_market.json"  # package data, inside mlops_course/
 
 def calibration_path() -> Path:
@@ -87,7 +96,7 @@ def load_calibration(path: Path | str | None = None,  # default: the packaged fi
     "Read calibration parameters written by `save_calibration`."
     return json.loads(Path(path or calibration_path()).read_text())
 
-# %% ../notebooks/week00_data.ipynb #5ceffbcf
+# %% ../notebooks/week00_data.ipynb #042728c0
 def recalibrate(csv_path: Path | str,  # the real table, e.g. ../shared/data/california_housing.csv
                 path: Path | str | None = None,  # where to write (default: the packaged file)
                 **kwargs,  # passed to `calibrate`
@@ -95,7 +104,7 @@ def recalibrate(csv_path: Path | str,  # the real table, e.g. ../shared/data/cal
     "Regenerate the packaged calibration from the real CSV: `recalibrate('california_housing.csv')`."
     return save_calibration(calibrate(pd.read_csv(csv_path), **kwargs), path)
 
-# %% ../notebooks/week00_data.ipynb #adb37080
+# %% ../notebooks/week00_data.ipynb #9bab4905
 def _lerp_table(x: np.ndarray, lo: float, hi: float, table: np.ndarray) -> np.ndarray:
     "Piecewise-linear lookup of `x` in `table` sampled on a uniform grid over [lo, hi] (clamped at the ends)."
     t = (x - lo) * ((len(table) - 1) / (hi - lo))
@@ -103,21 +112,30 @@ def _lerp_table(x: np.ndarray, lo: float, hi: float, table: np.ndarray) -> np.nd
     i = np.minimum(t.astype(np.int64), len(table) - 2)
     return table[i] + (t - i) * (table[i + 1] - table[i])
 
-# %% ../notebooks/week00_data.ipynb #b2a27c5d
+# %% ../notebooks/week00_data.ipynb #62a315a1
+def _normal_cdf(x: np.ndarray) -> np.ndarray:
+    "Standard-normal CDF in plain NumPy (Abramowitz & Stegun 7.1.26, error < 2e-7): no SciPy import to sample."
+    z = np.abs(x) / np.sqrt(2)
+    t = 1 / (1 + 0.3275911 * z)
+    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+    half_tail = 0.5 * poly * np.exp(-z * z)
+    return np.where(x >= 0, 1 - half_tail, half_tail)
+
+# %% ../notebooks/week00_data.ipynb #9c41bb55
 class _Mixture:
     "The sampling side of a calibration: components, Cholesky factors, marginal CDF tables, quantile knots."
     def __init__(self, p: dict, grid: int = 4001):
-        from scipy.special import ndtr
         self.w = np.asarray(p["weights"]) / np.sum(p["weights"])
         self.mu, cov = np.asarray(p["means"]), np.asarray(p["covariances"])
         self.chol = np.linalg.cholesky(cov + 1e-9 * np.eye(cov.shape[1]))
         self.cat_cdf = np.cumsum(np.asarray(p["category_probs"]), axis=1)
         self.categories = np.asarray(p["categories"], dtype=object)
         self.missing = p["missing_share"]
+        self.island = p.get("island", [])
         self.knots = np.array([p["quantiles"][c] for c in NUMERIC_COLUMNS])
         sd = np.sqrt(np.diagonal(cov, axis1=1, axis2=2))
         self.lo, self.hi = (self.mu - 7 * sd).min(0), (self.mu + 7 * sd).max(0)
-        self.cdfs = [(self.w * ndtr((np.linspace(self.lo[j], self.hi[j], grid)[:, None] - self.mu[:, j]) / sd[:, j])).sum(1)
+        self.cdfs = [(self.w * _normal_cdf((np.linspace(self.lo[j], self.hi[j], grid)[:, None] - self.mu[:, j]) / sd[:, j])).sum(1)
                      for j in range(len(NUMERIC_COLUMNS))]
 
     def draw(self, n: int, rng: np.random.Generator) -> pd.DataFrame:
@@ -137,9 +155,13 @@ class _Mixture:
             u = _lerp_table(x[j, perm], self.lo[j], self.hi[j], self.cdfs[j])
             x[j] = _lerp_table(u, 0.0, 1.0, self.knots[j])
         ocean = self.categories[cat[perm].clip(0, len(self.categories) - 1)]
+        if self.island:
+            on = ocean == "ISLAND"
+            x[0, on] = rng.normal(self.island[0], self.island[2], on.sum())
+            x[1, on] = rng.normal(self.island[1], self.island[3], on.sum())
         return _tidy(x, ocean, self.missing, rng)
 
-# %% ../notebooks/week00_data.ipynb #de9f9d58
+# %% ../notebooks/week00_data.ipynb #b4ea6318
 def _tidy(x: np.ndarray, ocean: np.ndarray, missing: dict, rng: np.random.Generator) -> pd.DataFrame:
     "Round to the real table's precision, enforce count invariants, punch MCAR holes; `x` is (column, row)."
     col = {c: x[j] for j, c in enumerate(NUMERIC_COLUMNS)}
@@ -158,7 +180,7 @@ def _tidy(x: np.ndarray, ocean: np.ndarray, missing: dict, rng: np.random.Genera
     df["ocean_proximity"] = ocean
     return df
 
-# %% ../notebooks/week00_data.ipynb #c300d57f
+# %% ../notebooks/week00_data.ipynb #446281b1
 SCENARIOS = {  # drift scenarios of `HousingMarket.batch`; `detectable_from`: first month a 2,000-row batch differs
     "none": dict(columns=[], onset=None, detectable_from=None,
                  what="a stationary market: every month is drawn from the calibrated distribution"),
@@ -175,7 +197,7 @@ SCENARIOS = {  # drift scenarios of `HousingMarket.batch`; `detectable_from`: fi
 }
 NEW_CATEGORY = "NEAR LAKE"  # the proximity label that appears in the `new_category` scenario
 
-# %% ../notebooks/week00_data.ipynb #14e15d3a
+# %% ../notebooks/week00_data.ipynb #16124f8e
 def _drift(df: pd.DataFrame, month: int, scenario: str, rng: np.random.Generator) -> pd.DataFrame:
     "Apply `scenario` at `month` to a batch (income_shift is handled by reweighting in `batch`)."
     onset = SCENARIOS[scenario]["onset"]
@@ -195,7 +217,7 @@ def _drift(df: pd.DataFrame, month: int, scenario: str, rng: np.random.Generator
         df.loc[rng.random(len(df)) < 0.20, "total_bedrooms"] = np.nan
     return df
 
-# %% ../notebooks/week00_data.ipynb #2b34dc37
+# %% ../notebooks/week00_data.ipynb #f280df5b
 class HousingMarket:
     "A seeded simulator of the California housing table and of its monthly production batches."
     def __init__(self, seed: int = 42,  # the seed: same seed, same tables
@@ -243,7 +265,7 @@ class HousingMarket:
 
     def __repr__(self): return f"HousingMarket(seed={self.seed})"
 
-# %% ../notebooks/week00_data.ipynb #7c3cae29
+# %% ../notebooks/week00_data.ipynb #b5017eaa
 def _check_count(v, name: str, minimum: int = 1) -> None:
     if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, not {v!r}")
@@ -256,7 +278,7 @@ def _packaged() -> dict:
         _PACKAGED.update(load_calibration())
     return _PACKAGED
 
-# %% ../notebooks/week00_data.ipynb #7805ce59
+# %% ../notebooks/week00_data.ipynb #db96a8c4
 REAL_DATA_URL = "https://github.com/ageron/data/raw/main/housing.tgz"  # the Hands-On ML mirror
 REAL_DATA_SHA256 = "8a3727f4cf54ac1a327f69b1d5b4db54c5834ea81c6e4efc0d163300022a685e"  # of housing.csv
 
@@ -267,7 +289,7 @@ _PROCEED = ("To continue without it, use the simulator: set MLOPS_COURSE_DATA_SO
             "or download housing.tgz on a machine with internet, extract housing.csv and set "
             "MLOPS_COURSE_DATA_SOURCE=/path/to/housing.csv.")
 
-# %% ../notebooks/week00_data.ipynb #ee5bcaeb
+# %% ../notebooks/week00_data.ipynb #0a9dd184
 def _download(url: str, timeout: float) -> bytes:
     "The bytes at `url`, or a `DataSourceError` that says why not (no urllib traceback)."
     try:
@@ -294,7 +316,7 @@ def _extract_csv(blob: bytes, url: str) -> bytes:
         msg = f"the archive from {url} is corrupt or not a .tgz ({type(e).__name__}: {e})."
     raise DataSourceError(f"{msg} {_PROCEED}") from None
 
-# %% ../notebooks/week00_data.ipynb #663b26f6
+# %% ../notebooks/week00_data.ipynb #6474111e
 def load_real_housing(url: str = REAL_DATA_URL,  # where housing.tgz lives
                       cache_dir: Path | str | None = None,  # default: <workspace>/data
                       sha256: str = REAL_DATA_SHA256,  # expected checksum of housing.csv
@@ -319,7 +341,7 @@ def load_real_housing(url: str = REAL_DATA_URL,  # where housing.tgz lives
         raise DataSourceError(f"{csv} has {len(df)} rows, expected {N_ROWS}. {_PROCEED}")
     return df
 
-# %% ../notebooks/week00_data.ipynb #3dad2935
+# %% ../notebooks/week00_data.ipynb #2839e02f
 def load_housing(source: str | None = None,  # 'simulated', 'real' or a CSV path; default: settings.data_source
                  seed: int | None = None,  # simulator seed; default: settings.seed
                  ) -> pd.DataFrame:
