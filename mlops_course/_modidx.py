@@ -115,6 +115,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                        'mlops_course/classroom/labs.py'),
                                              'mlops_course.classroom.labs.parse_check_header': ( 'classroom/labs.html#parse_check_header',
                                                                                                  'mlops_course/classroom/labs.py'),
+                                             'mlops_course.classroom.labs.partial_submission': ( 'classroom/labs.html#partial_submission',
+                                                                                                 'mlops_course/classroom/labs.py'),
                                              'mlops_course.classroom.labs.solution_paths': ( 'classroom/labs.html#solution_paths',
                                                                                              'mlops_course/classroom/labs.py'),
                                              'mlops_course.classroom.labs.source_of': ( 'classroom/labs.html#source_of',

@@ -26,6 +26,7 @@ from mlops_course.classroom.labs import (
     lab_json,
     lab_text,
     make_lab,
+    partial_submission,
     stub_answers,
 )
 from mlops_course.classroom.runner import (
@@ -148,24 +149,13 @@ def test_a_malformed_solution_writes_no_lab(tmp_path):
 
 # --- grader -----------------------------------------------------------------------------------------------
 
-def stub_last_block(nb) -> nbformat.NotebookNode:
-    "A copy of a solution whose last answer block is stubbed (a partial submission)."
-    nb = nbformat.from_dict(json.loads(json.dumps(nb)))
-    cell = [c for c in nb.cells if c.cell_type == "code" and "### BEGIN SOLUTION" in c.source][-1]
-    lines = cell.source.split("\n")
-    b = max(i for i, s in enumerate(lines) if s.strip() == "### BEGIN SOLUTION")
-    e = next(i for i in range(b, len(lines)) if lines[i].strip() == "### END SOLUTION")
-    cell.source = "\n".join(lines[:b] + [stub_answers("\n".join(lines[b:e + 1]))] + lines[e + 1:])
-    return nb
-
-
 def test_grade_folder_full_zero_partial_cheat_hostile(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "precious.txt").write_text("do not delete")
     subs = tmp_path / "submissions"
     write(SOLUTION, subs / "alice.ipynb")                                        # full marks
     (subs / "bob.ipynb").write_text(lab_json(SOLUTION))                          # untouched lab
-    write(stub_last_block(SOLUTION), subs / "carol.ipynb")                       # partial
+    (subs / "carol.ipynb").write_text(json.dumps(partial_submission(SOLUTION)))   # partial
     cheat = nbformat.from_dict(json.loads(lab_json(SOLUTION)))                   # adds its own CHECK cells
     cheat.cells += [C("# CHECK squares points=5\nsquares = [0, 1, 4, 9, 16]"), C("# CHECK double_works points=2\npass")]
     write(cheat, subs / "dave.ipynb")
