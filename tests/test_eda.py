@@ -1,7 +1,6 @@
 """Unit tests of mlops_course.eda: summaries, caps, correlations, SQL errors, plots."""
 import subprocess
 import sys
-from pathlib import Path
 
 import matplotlib
 
@@ -28,7 +27,6 @@ from mlops_course.eda import (  # noqa: E402
     target_correlations,
 )
 
-REAL_CSV = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "california_housing.csv"
 TARGET = "median_house_value"
 
 
@@ -252,10 +250,8 @@ def test_public_api():
         assert name in eda.__all__
 
 
-def test_real_table_calibration():
-    if not REAL_CSV.exists():
-        pytest.skip(f"reference table not found at {REAL_CSV}")
-    real = pd.read_csv(REAL_CSV)
+def test_real_table_calibration(shared_csv):
+    real = pd.read_csv(shared_csv)
     c = capped_shares(real)
     assert c["n_capped"].to_dict() == {"housing_median_age": 1273, "median_income": 49, TARGET: 965}
     s = summarize(real)
