@@ -257,3 +257,16 @@ def test_real_table_calibration(shared_csv):
     s = summarize(real)
     assert s["missing"].to_dict()["total_bedrooms"] == 207 and s["missing"].sum() == 207
     assert target_correlations(real).index[0] == "median_income"
+
+
+def test_on_the_simulated_table():
+    from mlops_course.data import COLUMNS, HousingMarket
+
+    df = HousingMarket(seed=42).sample(n=3_000)
+    s = summarize(df)
+    assert list(s.index) == COLUMNS and s.loc["total_bedrooms", "missing"] > 0
+    c = capped_shares(df)
+    assert (c["n_capped"] > 0).all() and (c["share"] < 0.2).all()
+    assert target_correlations(df).index[0] == "median_income"
+    out = sql("SELECT ocean_proximity, count(*) AS n FROM h GROUP BY ALL", h=df)
+    assert out["n"].sum() == len(df)
