@@ -1,0 +1,194 @@
+"""Experiment tracking against a real `mlflow server`: runs, models, sweeps, fail-fast errors, and a crash mid-sweep."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import pytest
+
+from mlops_course import tracking
+from mlops_course.config import get_settings
+from mlops_course.data import FEATURES, HousingMarket
+from mlops_course.features import split_data
+from mlops_course.services import free_port, http_ok
+from mlops_course.tracking import (
+    ENV_VAR,
+    TrackingServerDown,
+    best_run,
+    connect,
+    plot_sweep,
+    run_sweep,
+    start_tracking_server,
+    sweep_runs,
+    tracking_uri,
+    train_and_log,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("mlflow")]
+SEED = 42
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory):
+    "One workspace for the module (a tracking server takes seconds to start: it is shared by the tests)."
+    path = tmp_path_factory.mktemp("tracking") / "workspace"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLOPS_COURSE_WORKSPACE", str(path))
+        mp.delenv(ENV_VAR, raising=False)
+        get_settings.cache_clear()
+        yield path
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def server(ws):
+    "The running tracking server, in a dict so that the crash test can replace it after a restart."
+    holder = {"svc": start_tracking_server()}
+    yield holder
+    holder["svc"].stop()
+    assert not holder["svc"].running
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return split_data(HousingMarket(seed=SEED).sample(n=1_500), seed=SEED)
+
+
+# --- finding the server ---------------------------------------------------------------------------------------------
+
+
+def test_no_server_no_uri(monkeypatch):
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    monkeypatch.setattr(tracking, "_CURRENT", {})
+    with pytest.raises(
+        TrackingServerDown, match=f"start one with start_tracking_server\\(\\) or set {ENV_VAR}"
+    ):
+        tracking_uri()
+
+
+def test_environment_variable_wins(monkeypatch):
+    monkeypatch.setenv(ENV_VAR, "http://tracking.example:5000")
+    assert tracking_uri() == "http://tracking.example:5000"
+
+
+def test_server_down_is_one_clear_message():
+    uri = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(TrackingServerDown) as e:
+        connect(uri)
+    assert str(e.value) == (
+        f"no tracking server at {uri}: start one with start_tracking_server() or set {ENV_VAR}"
+    )
+
+
+def test_client_fails_fast_by_default(monkeypatch):
+    for k in tracking.CLIENT_ENV:
+        monkeypatch.delenv(k, raising=False)
+    with pytest.raises(TrackingServerDown):
+        connect(f"http://127.0.0.1:{free_port()}")
+    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "1"
+
+
+def test_user_settings_are_kept(monkeypatch):
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "5")
+    with pytest.raises(TrackingServerDown):
+        connect(f"http://127.0.0.1:{free_port()}")
+    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "5"
+
+
+# --- the server -----------------------------------------------------------------------------------------------------
+
+
+def test_server_uses_the_workspace(server, ws):
+    svc = server["svc"]
+    assert svc.running and http_ok(svc.url + "/health")
+    assert tracking_uri() == svc.url and svc.host == "127.0.0.1"
+    assert (ws / "mlflow" / "mlflow.db").is_file()
+    assert svc.log_path == ws / "logs" / "mlflow-tracking.log"
+    assert connect() == svc.url
+
+
+# --- runs -----------------------------------------------------------------------------------------------------------
+
+
+def test_train_and_log_records_everything(server, splits):
+    import mlflow
+    import numpy as np
+
+    from mlops_course.train import X_y, train_model
+
+    connect(experiment="test-runs")
+    run_id = train_and_log(splits.train, splits.val, "tree", {"max_depth": 5})
+    run = mlflow.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["model_kind"] == "tree" and run.data.params["max_depth"] == "5"
+    assert run.data.params["train_rows"] == str(len(splits.train))
+    for m in ("val_rmse", "val_mae", "val_r2", "val_mape", "train_rmse"):
+        assert m in run.data.metrics
+    client = mlflow.MlflowClient()
+    assert [a.path for a in client.list_artifacts(run_id, "plots")] == ["plots/residuals.png"]
+    model = mlflow.sklearn.load_model(f"runs:/{run_id}/model")
+    X_val, _ = X_y(splits.val)
+    expected = train_model(splits.train, "tree", max_depth=5).predict(X_val)
+    np.testing.assert_allclose(model.predict(X_val), expected)
+    info = mlflow.models.get_model_info(f"runs:/{run_id}/model")
+    assert [c.name for c in info.signature.inputs] == FEATURES
+    assert info.flavors["sklearn"]["serialization_format"] == "skops"
+
+
+def test_sweep_and_best_run(server, splits):
+    grid = [{"max_depth": d} for d in (2, 4, 8)]
+    seen = []
+    sweep_id = run_sweep(
+        splits.train,
+        splits.val,
+        grid,
+        kind="tree",
+        experiment="test-sweep",
+        on_run=lambda i, rid: seen.append(rid),
+    )
+    runs = sweep_runs(sweep_id, experiment="test-sweep")
+    assert len(runs) == 3 and set(runs["run_id"]) == set(seen)
+    assert (runs["tags.mlflow.parentRunId"] == sweep_id).all()
+    assert list(runs["metrics.val_rmse"]) == sorted(runs["metrics.val_rmse"])
+    best = best_run(sweep_id, experiment="test-sweep")
+    assert best["metrics.val_rmse"] == runs["metrics.val_rmse"].min()
+    fig = plot_sweep(runs, x="max_depth", hue=None)
+    assert fig.axes[0].get_title() == "Sweep: RMSE against max_depth"
+    assert fig.axes[0].get_ylabel() == "RMSE (k$)"
+
+
+def test_unknown_experiment(server):
+    with pytest.raises(ValueError, match="no experiment 'nope'"):
+        sweep_runs(experiment="nope")
+
+
+def test_crash_mid_sweep_keeps_finished_runs(server, splits):
+    "SIGKILL the server during the third run: one clear error; after a restart every finished run is intact."
+    import mlflow
+
+    grid = [{"max_depth": d} for d in (2, 3, 4, 5, 6, 7)]
+    finished = []
+
+    def on_run(i, run_id):
+        finished.append(run_id)
+        if i == 1:
+            threading.Timer(0.2, server["svc"].kill).start()
+
+    with pytest.raises(TrackingServerDown) as e:
+        run_sweep(splits.train, splits.val, grid, kind="tree", experiment="test-crash", on_run=on_run)
+    assert len(finished) >= 2
+    msg = str(e.value)
+    assert f"stopped answering during run {len(finished) + 1} of 6" in msg
+    assert f"the {len(finished)} runs finished before are safe" in msg
+    assert not server["svc"].running
+
+    server["svc"] = start_tracking_server()  # same workspace, same backend store
+    connect()
+    client = mlflow.MlflowClient()
+    for run_id in finished:
+        run = client.get_run(run_id)
+        assert run.info.status == "FINISHED"
+        assert run.data.metrics["val_rmse"] > 0
+        assert mlflow.models.get_model_info(f"runs:/{run_id}/model").signature is not None
+    assert set(finished) <= set(sweep_runs(experiment="test-crash")["run_id"])
