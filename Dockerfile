@@ -28,7 +28,6 @@ FROM python:3.11.14-slim-trixie
 ARG NB_USER=jovyan
 ARG NB_UID=1000
 ARG UV_VERSION=0.13.8
-ARG NOTEBOOK_VERSION=7.6.5
 
 LABEL org.opencontainers.image.title="mlops-course" \
       org.opencontainers.image.description="A 24-week MLOps course: JupyterLab with the locked course environment" \
@@ -71,8 +70,7 @@ WORKDIR ${HOME}
 COPY --chown=${NB_UID}:${NB_UID} requirements/lock.txt requirements/lock.txt
 RUN python -m venv "${VIRTUAL_ENV}" \
  && pip install --no-cache-dir "uv==${UV_VERSION}" \
- && uv pip install --compile-bytecode -r requirements/lock.txt \
- && uv pip install --compile-bytecode -c requirements/lock.txt "notebook==${NOTEBOOK_VERSION}"
+ && uv pip install --compile-bytecode -r requirements/lock.txt
 
 # The course itself (.dockerignore keeps .venv, workspace/, .git and caches out), installed editable
 # so that `nbdev-export` after editing a notebook changes what `import mlops_course` sees.
