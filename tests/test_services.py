@@ -193,3 +193,15 @@ def test_log_dir_argument(tmp_path):
         assert svc.log_path == tmp_path / "elsewhere" / "web.log"
     svc.log_path.unlink()
     assert svc.log_tail() == "(no log file)"
+
+
+def test_the_course_python_comes_first_on_path(workspace, monkeypatch):
+    "Helpers started by name (uvicorn, mlflow) resolve to the course's environment even from a bare kernel PATH."
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    with start_service(
+        ["bash", "-c", "command -v python; exec sleep 60"],
+        "which",
+        ready=lambda s: s.log_path.stat().st_size > 0,
+    ) as svc:
+        first = svc.log_path.read_text().splitlines()[0]
+    assert first == os.path.join(os.path.dirname(sys.executable), "python")
