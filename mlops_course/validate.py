@@ -5,14 +5,14 @@
 # %% auto #0
 __all__ = ['CA_BOUNDS', 'DataValidationError', 'housing_schema', 'validate_housing', 'read_housing_csv']
 
-# %% ../notebooks/week00_validate.ipynb #b96e9ede
+# %% ../notebooks/week00_validate.ipynb #fee60a61
 from pathlib import Path
 
 import pandas as pd
 
 from .data import COLUMNS, NUMERIC_COLUMNS, OCEAN_CATEGORIES, DataSourceError
 
-# %% ../notebooks/week00_validate.ipynb #3142f41f
+# %% ../notebooks/week00_validate.ipynb #1c907b29
 CA_BOUNDS = {"longitude": (-124.5, -114.0), "latitude": (32.5, 42.1)}  # a box around California
 
 class DataValidationError(ValueError):
@@ -21,7 +21,7 @@ class DataValidationError(ValueError):
         super().__init__(message)
         self.failures = failures or []
 
-# %% ../notebooks/week00_validate.ipynb #6e6bf538
+# %% ../notebooks/week00_validate.ipynb #a2c1eaf8
 def housing_schema():
     "The pandera schema of the housing table (built on demand: pandera is imported lazily)."
     import pandera.pandas as pa
@@ -47,7 +47,7 @@ def _bedrooms_le_rooms(df: pd.DataFrame) -> pd.Series:
         return pd.Series(True, index=df.index)  # missing columns and dtypes are reported by their own rules
     return b.isna() | (b <= r)
 
-# %% ../notebooks/week00_validate.ipynb #6a0b4156
+# %% ../notebooks/week00_validate.ipynb #5ebf359e
 def _examples(idx: list, values: list, k: int = 3) -> str:
     return ", ".join(f"row {i}: {v!r}" if i is not None else repr(v) for i, v in list(zip(idx, values, strict=True))[:k])
 
@@ -69,13 +69,14 @@ def _failures(cases: pd.DataFrame, df: pd.DataFrame) -> list[dict]:
             col = str(g["failure_case"].iloc[0])
         if str(check).startswith("dtype("):
             rule = f"dtype {check[7:-2]}"
-        idx = [None if pd.isna(i) else int(i) for i in g["index"]]
-        rows = [i for i in idx if i is not None]
+        pairs = sorted(((None if pd.isna(i) else int(i), v) for i, v in zip(g["index"], g["failure_case"], strict=True)),
+                       key=lambda p: -1 if p[0] is None else p[0])
+        rows = [i for i, _ in pairs if i is not None]
         out.append(dict(column=col, rule=rule, count=len(rows) or len(g), rows=rows[:5],
-                        examples=_examples(idx, g["failure_case"].tolist())))
+                        examples=_examples([i for i, _ in pairs], [v for _, v in pairs])))
     return sorted(out, key=lambda f: COLUMNS.index(f["column"]) if f["column"] in COLUMNS else len(COLUMNS))
 
-# %% ../notebooks/week00_validate.ipynb #e9d3f952
+# %% ../notebooks/week00_validate.ipynb #77ec61c6
 def validate_housing(df: pd.DataFrame,  # the table to check
                      name: str = "housing table",  # how to call it in messages (e.g. a file name)
                      ) -> pd.DataFrame:
@@ -97,7 +98,7 @@ def validate_housing(df: pd.DataFrame,  # the table to check
                                   fails) from None
     return df
 
-# %% ../notebooks/week00_validate.ipynb #877af276
+# %% ../notebooks/week00_validate.ipynb #72a58a05
 def read_housing_csv(path: Path | str,  # a CSV (or .csv.gz) with the 10 housing columns
                      ) -> pd.DataFrame:
     "Read and validate a housing CSV; integer columns are widened to float64, nothing else is converted."
