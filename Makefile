@@ -94,6 +94,10 @@ solutions: install  ## nbval: every solution reproduces its committed outputs
 nbdev-test: install
 	$(BIN)/nbdev-test --n_workers $(JOBS) --path notebooks/classroom
 
+# Two cores shared by pytest workers and kernels: one BLAS/OpenMP thread each avoids oversubscription
+# (HistGradientBoosting slows down several-fold when its threads compete with another worker's).
+unit solutions nbdev-test: export OMP_NUM_THREADS=1
+
 test: check-sync lint unit solutions nbdev-test  ## everything CI runs
 	@echo "make test: all green"
 
