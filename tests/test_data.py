@@ -249,3 +249,13 @@ def test_new_category_and_unit_bug_break_the_schema(market):
         validate_housing(market.batch(SCENARIOS["unit_bug"]["onset"], "unit_bug"))
     for scenario in ["none", "inflation", "income_shift", "missing_spike"]:
         validate_housing(market.batch(12, scenario))
+
+
+def test_importing_and_sampling_stay_light():
+    "Heavy libraries are imported where they are needed (calibration, validation), not to import or to sample."
+    import subprocess
+    import sys
+    code = ("import sys, mlops_course.data as d, mlops_course.validate; d.HousingMarket(1).batch(3, 'unit_bug', n=50); "
+            "print(sorted(m for m in ('sklearn', 'scipy', 'pandera', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
