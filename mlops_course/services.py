@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['Ready', 'ServiceError', 'free_port', 'port_in_use', 'http_ok', 'Service', 'stop_all', 'start_service']
 
-# %% ../notebooks/week05_services.ipynb #0eae5ddc
+# %% ../notebooks/week05_services.ipynb #483fafc6
 import atexit
 import os
 import shlex
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from fastcore.basics import patch
 
-# %% ../notebooks/week05_services.ipynb #572eb1b0
+# %% ../notebooks/week05_services.ipynb #be23194b
 class ServiceError(RuntimeError):
     "A service could not start (port taken, crashed, not ready in time); the message says why and what to do."
 
@@ -57,7 +57,7 @@ def http_ok(
     except (urllib.error.URLError, OSError):
         return False
 
-# %% ../notebooks/week05_services.ipynb #c44fdba0
+# %% ../notebooks/week05_services.ipynb #0df9d5e2
 def _group_members(pgid: int) -> list[int]:
     "Live (non-zombie) processes of the process group `pgid`."
     import psutil
@@ -81,7 +81,7 @@ def _signal_group(pgid: int, sig: int) -> None:
 
 _RUNNING: dict = {}  # process group id -> service not stopped yet (stopped at exit)
 
-# %% ../notebooks/week05_services.ipynb #23bcec59
+# %% ../notebooks/week05_services.ipynb #b83a0913
 class Service:
     "A server started by `start_service`: its `url`, `log_path` and process group; `.stop()` it or use `with`."
 
@@ -130,7 +130,7 @@ class Service:
         state = f"running, pid {self.pid}" if self.running else f"stopped, exit code {self.proc.returncode}"
         return f"<Service {self.name} at {self.url} ({state}); log: {self.log_path}>"
 
-# %% ../notebooks/week05_services.ipynb #e26c41de
+# %% ../notebooks/week05_services.ipynb #38e346b8
 @patch
 def stop(
     self: Service,
@@ -163,12 +163,22 @@ def kill(self: Service) -> None:
 
 
 @atexit.register
-def stop_all() -> None:
-    "Stop every service this process started and has not stopped yet (also runs when the interpreter exits)."
-    for svc in list(_RUNNING.values()):
-        svc.stop(grace=5)
+def stop_all(
+    grace: float = 2.0,  # seconds between SIGTERM (to every group at once) and SIGKILL
+) -> None:
+    "Stop every service this process started and has not stopped yet; runs when the interpreter exits."
+    services = list(_RUNNING.values())
+    for svc in services:
+        _signal_group(svc.pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(
+        svc.proc.poll() is None or _group_members(svc.pgid) for svc in services
+    ):
+        time.sleep(0.1)
+    for svc in services:
+        svc.stop(grace=0)
 
-# %% ../notebooks/week05_services.ipynb #164f1edd
+# %% ../notebooks/week05_services.ipynb #a5fa3347
 Ready = str | Callable[[Service], bool] | None  # how start_service knows the service is ready
 
 
@@ -199,7 +209,7 @@ def _service_env(env: Mapping[str, str] | None) -> dict:
     path = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
     return {**os.environ, "PYTHONUNBUFFERED": "1", "PATH": path, **(env or {})}
 
-# %% ../notebooks/week05_services.ipynb #dec0ebe9
+# %% ../notebooks/week05_services.ipynb #be4fe658
 def _failed(svc: Service, why: str) -> ServiceError:
     svc.stop()
     return ServiceError(
@@ -219,7 +229,7 @@ def _wait_ready(svc: Service, check: Callable, what: str, timeout: float, t0: fl
             )
         time.sleep(0.2)
 
-# %% ../notebooks/week05_services.ipynb #ec0fe1c0
+# %% ../notebooks/week05_services.ipynb #d2e247b2
 def start_service(
     cmd: Sequence[str],  # the command line; "{port}" and "{host}" in it are filled in
     name: str,  # names the log file `<workspace>/logs/<name>.log` and the messages

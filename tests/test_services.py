@@ -166,13 +166,14 @@ def test_error_while_waiting_stops_the_service(workspace):
 
 
 def test_no_orphans_when_the_interpreter_exits(workspace):
-    "A script that starts a server with a child and exits without stopping it: atexit stops the whole group."
+    "A script starts two servers with children (one ignores SIGTERM) and exits without stopping them: none survive."
     script = textwrap.dedent("""
-        import psutil, sys
+        import psutil
         from mlops_course.services import start_service
-        svc = start_service(["bash", "-c", "sleep 300 & wait"], "left-running",
-                            ready=lambda s: bool(psutil.Process(s.pid).children()))
-        print(svc.pid, *[c.pid for c in psutil.Process(svc.pid).children()])
+        def kids(s): return bool(psutil.Process(s.pid).children())
+        a = start_service(["bash", "-c", "sleep 300 & wait"], "left-running", ready=kids)
+        b = start_service(["bash", "-c", "trap '' TERM; sleep 300 & wait"], "stubborn", ready=kids)
+        print(*[p for s in (a, b) for p in [s.pid, *(c.pid for c in psutil.Process(s.pid).children())]])
     """)
     out = subprocess.run(
         [sys.executable, "-c", script],
@@ -183,7 +184,7 @@ def test_no_orphans_when_the_interpreter_exits(workspace):
     )
     assert out.returncode == 0, out.stderr
     pids = [int(p) for p in out.stdout.split()]
-    assert len(pids) == 2
+    assert len(pids) == 4
     time.sleep(0.2)
     assert not any(alive(p) for p in pids)
 
