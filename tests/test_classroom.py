@@ -337,6 +337,13 @@ def test_runner_stops_a_hung_notebook_and_names_the_cell(tmp_path):
     assert r.error.startswith("timed out after 15 s in cell 1")
 
 
+def test_runner_names_the_cell_that_killed_the_kernel(tmp_path):
+    nb = write(notebook(C("x = 1"), C("import os\nos._exit(1)"), C("y = 2")), tmp_path / "die.ipynb")
+    r = run_notebook(nb, output_dir=tmp_path / "out", timeout=120, cwd=tmp_path)
+    assert (r.status, r.cell) == ("failed", 1)
+    assert r.error.startswith("cell 1 `import os`") and "Kernel died" in r.error
+
+
 def test_runner_reports_and_kills_leaked_processes(tmp_path):
     marker = f"sleep {900 + uuid.uuid4().int % 90}"
     nb = write(notebook(C(f"import subprocess\nsubprocess.Popen({marker.split()!r}, start_new_session=True)")),
