@@ -92,7 +92,7 @@ solutions: install  ## nbval: every solution reproduces its committed outputs
 	  --nbval-sanitize-with tests/nbval_sanitize.cfg solutions
 
 nbdev-test: install
-	$(BIN)/nbdev-test --n_workers $(JOBS) --path notebooks/classroom
+	$(BIN)/nbdev-test --n-workers $(JOBS) notebooks/classroom
 
 # Two cores shared by pytest workers and kernels: one BLAS/OpenMP thread each avoids oversubscription
 # (HistGradientBoosting slows down several-fold when its threads compete with another worker's).
