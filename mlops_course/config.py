@@ -5,14 +5,14 @@
 # %% auto #0
 __all__ = ['find_project_root', 'default_workspace', 'Settings', 'get_settings']
 
-# %% ../notebooks/week00_orientation.ipynb #1ae87558
+# %% ../notebooks/week00_orientation.ipynb #fbdb23e9
 from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# %% ../notebooks/week00_orientation.ipynb #a6a6bc27
+# %% ../notebooks/week00_orientation.ipynb #beca235b
 def find_project_root(start: Path | None = None,  # where to start looking (default: the installed package's folder)
                       ) -> Path | None:
     "The course checkout that contains `start`: the nearest folder with `pyproject.toml` and `notebooks/`."
@@ -25,13 +25,13 @@ def find_project_root(start: Path | None = None,  # where to start looking (defa
             return d
     return None
 
-# %% ../notebooks/week00_orientation.ipynb #4aed566b
+# %% ../notebooks/week00_orientation.ipynb #466204af
 def default_workspace() -> Path:
     "`<checkout>/workspace` for a checkout, else `./workspace` (an installed package has no checkout)."
     root = find_project_root()
     return (root or Path.cwd()) / "workspace"
 
-# %% ../notebooks/week00_orientation.ipynb #49cbc250
+# %% ../notebooks/week00_orientation.ipynb #015f43dc
 class Settings(BaseSettings):
     "Every knob of the course in one place; each field can be set by an `MLOPS_COURSE_<FIELD>` variable."
     model_config = SettingsConfigDict(env_prefix="MLOPS_COURSE_", extra="ignore")
@@ -53,7 +53,7 @@ class Settings(BaseSettings):
         p.parent.mkdir(parents=True, exist_ok=True)
         return p
 
-# %% ../notebooks/week00_orientation.ipynb #172e4173
+# %% ../notebooks/week00_orientation.ipynb #24c2d2d0
 @lru_cache
 def get_settings() -> Settings:
     "The settings of this process (cached; call `get_settings.cache_clear()` after changing the environment)."

@@ -8,7 +8,7 @@ __all__ = ['COLUMNS', 'NUMERIC_COLUMNS', 'TARGET', 'FEATURES', 'OCEAN_CATEGORIES
            'calibration_path', 'save_calibration', 'load_calibration', 'recalibrate', 'HousingMarket',
            'DataSourceError', 'load_real_housing', 'load_housing']
 
-# %% ../notebooks/week00_data.ipynb #bbd5e4e5
+# %% ../notebooks/week00_data.ipynb #15b0d803
 import hashlib
 import io
 import json
@@ -23,7 +23,7 @@ import pandas as pd
 
 from .config import get_settings
 
-# %% ../notebooks/week00_data.ipynb #484deb6a
+# %% ../notebooks/week00_data.ipynb #d0a1695d
 COLUMNS = ["longitude", "latitude", "housing_median_age", "total_rooms", "total_bedrooms",
            "population", "households", "median_income", "median_house_value", "ocean_proximity"]
 NUMERIC_COLUMNS = COLUMNS[:-1]  # every column but the category, all float64
@@ -34,7 +34,7 @@ COUNT_COLUMNS = ["housing_median_age", "total_rooms", "total_bedrooms", "populat
 CAPS = {"median_house_value": 500_001.0, "housing_median_age": 52.0, "median_income": 15.0001}  # census top-codes
 N_ROWS = 20_640  # rows of the real table
 
-# %% ../notebooks/week00_data.ipynb #7ddbf7d6
+# %% ../notebooks/week00_data.ipynb #71df6567
 def _normal_scores(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     "Ranks of `x` mapped to standard-normal scores; ties (caps, integer counts) are broken at random."
     from scipy.special import ndtri
@@ -43,9 +43,9 @@ def _normal_scores(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     ranks[order] = np.arange(len(x))
     return ndtri((ranks + 0.5) / len(x))
 
-# %% ../notebooks/week00_data.ipynb #5c6e8681
+# %% ../notebooks/week00_data.ipynb #002d463e
 def calibrate(df: pd.DataFrame,  # a table with the housing schema (the real one, to calibrate the simulator)
-              n_components: int = 48,  # Gaussian components of the mixture
+              n_components: int = 96,  # Gaussian components of the mixture
               n_knots: int = 1001,  # quantile knots stored per numeric column
               seed: int = 0,  # seed of the tie-breaking and of the mixture fit
               ) -> dict:
@@ -76,7 +76,7 @@ def _island(df: pd.DataFrame) -> list[float]:
     sd = isl.std(ddof=0).fillna(0).clip(lower=0.01)
     return [round(float(v), 4) for v in (*isl.mean(), *sd)]
 
-# %% ../notebooks/week00_data.ipynb #e9a11843
+# %% ../notebooks/week00_data.ipynb #27b95b40
 CALIBRATION_FILE = "calibration/housing_market.json"  # package data, inside mlops_course/
 
 def calibration_path() -> Path:
@@ -98,7 +98,7 @@ def load_calibration(path: Path | str | None = None,  # default: the packaged fi
     "Read calibration parameters written by `save_calibration`."
     return json.loads(Path(path or calibration_path()).read_text())
 
-# %% ../notebooks/week00_data.ipynb #c0feee09
+# %% ../notebooks/week00_data.ipynb #bd6070a8
 def recalibrate(csv_path: Path | str,  # the real table, e.g. ../shared/data/california_housing.csv
                 path: Path | str | None = None,  # where to write (default: the packaged file)
                 **kwargs,  # passed to `calibrate`
@@ -106,7 +106,7 @@ def recalibrate(csv_path: Path | str,  # the real table, e.g. ../shared/data/cal
     "Regenerate the packaged calibration from the real CSV: `recalibrate('california_housing.csv')`."
     return save_calibration(calibrate(pd.read_csv(csv_path), **kwargs), path)
 
-# %% ../notebooks/week00_data.ipynb #82071e59
+# %% ../notebooks/week00_data.ipynb #998fae43
 def _lerp_table(x: np.ndarray, lo: float, hi: float, table: np.ndarray) -> np.ndarray:
     "Piecewise-linear lookup of `x` in `table` sampled on a uniform grid over [lo, hi] (clamped at the ends)."
     t = (x - lo) * ((len(table) - 1) / (hi - lo))
@@ -114,7 +114,7 @@ def _lerp_table(x: np.ndarray, lo: float, hi: float, table: np.ndarray) -> np.nd
     i = np.minimum(t.astype(np.int64), len(table) - 2)
     return table[i] + (t - i) * (table[i + 1] - table[i])
 
-# %% ../notebooks/week00_data.ipynb #cb07ce0d
+# %% ../notebooks/week00_data.ipynb #f5e6b87a
 def _normal_cdf(x: np.ndarray) -> np.ndarray:
     "Standard-normal CDF in plain NumPy (Abramowitz & Stegun 7.1.26, error < 2e-7): no SciPy import to sample."
     z = np.abs(x) / np.sqrt(2)
@@ -123,7 +123,7 @@ def _normal_cdf(x: np.ndarray) -> np.ndarray:
     half_tail = 0.5 * poly * np.exp(-z * z)
     return np.where(x >= 0, 1 - half_tail, half_tail)
 
-# %% ../notebooks/week00_data.ipynb #9abb8e31
+# %% ../notebooks/week00_data.ipynb #ab76872e
 class _Mixture:
     "The sampling side of a calibration: components, Cholesky factors, marginal CDF tables, quantile knots."
     def __init__(self, p: dict, grid: int = 4001):
@@ -163,7 +163,7 @@ class _Mixture:
             x[1, on] = rng.normal(self.island[1], self.island[3], on.sum())
         return _tidy(x, ocean, self.missing, rng)
 
-# %% ../notebooks/week00_data.ipynb #901139dc
+# %% ../notebooks/week00_data.ipynb #be83967c
 def _tidy(x: np.ndarray, ocean: np.ndarray, missing: dict, rng: np.random.Generator) -> pd.DataFrame:
     "Round to the real table's precision, enforce count invariants, punch MCAR holes; `x` is (column, row)."
     col = {c: x[j] for j, c in enumerate(NUMERIC_COLUMNS)}
@@ -182,7 +182,7 @@ def _tidy(x: np.ndarray, ocean: np.ndarray, missing: dict, rng: np.random.Genera
     df["ocean_proximity"] = ocean
     return df
 
-# %% ../notebooks/week00_data.ipynb #a0c89ae4
+# %% ../notebooks/week00_data.ipynb #3fa66065
 SCENARIOS = {  # drift scenarios of `HousingMarket.batch`; `detectable_from`: first month a 2,000-row batch differs
     "none": dict(columns=[], onset=None, detectable_from=None,
                  what="a stationary market: every month is drawn from the calibrated distribution"),
@@ -199,7 +199,7 @@ SCENARIOS = {  # drift scenarios of `HousingMarket.batch`; `detectable_from`: fi
 }
 NEW_CATEGORY = "NEAR LAKE"  # the proximity label that appears in the `new_category` scenario
 
-# %% ../notebooks/week00_data.ipynb #af757afd
+# %% ../notebooks/week00_data.ipynb #82a6caec
 def _drift(df: pd.DataFrame, month: int, scenario: str, rng: np.random.Generator) -> pd.DataFrame:
     "Apply `scenario` at `month` to a batch (income_shift is handled by reweighting in `batch`)."
     onset = SCENARIOS[scenario]["onset"]
@@ -219,7 +219,7 @@ def _drift(df: pd.DataFrame, month: int, scenario: str, rng: np.random.Generator
         df.loc[rng.random(len(df)) < 0.20, "total_bedrooms"] = np.nan
     return df
 
-# %% ../notebooks/week00_data.ipynb #6a230597
+# %% ../notebooks/week00_data.ipynb #1414e3c3
 class HousingMarket:
     "A seeded simulator of the California housing table and of its monthly production batches."
     def __init__(self, seed: int = 42,  # the seed: same seed, same tables
@@ -267,7 +267,7 @@ class HousingMarket:
 
     def __repr__(self): return f"HousingMarket(seed={self.seed})"
 
-# %% ../notebooks/week00_data.ipynb #861d9f1e
+# %% ../notebooks/week00_data.ipynb #b11602aa
 def _check_count(v, name: str, minimum: int = 1) -> None:
     if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, not {v!r}")
@@ -280,7 +280,7 @@ def _packaged() -> dict:
         _PACKAGED.update(load_calibration())
     return _PACKAGED
 
-# %% ../notebooks/week00_data.ipynb #5671a8c2
+# %% ../notebooks/week00_data.ipynb #dc41bf92
 REAL_DATA_URL = "https://github.com/ageron/data/raw/main/housing.tgz"  # the Hands-On ML mirror
 REAL_DATA_SHA256 = "8a3727f4cf54ac1a327f69b1d5b4db54c5834ea81c6e4efc0d163300022a685e"  # of housing.csv
 
@@ -291,7 +291,7 @@ _PROCEED = ("To continue without it, use the simulator: set MLOPS_COURSE_DATA_SO
             "or download housing.tgz on a machine with internet, extract housing.csv and set "
             "MLOPS_COURSE_DATA_SOURCE=/path/to/housing.csv.")
 
-# %% ../notebooks/week00_data.ipynb #9b922df3
+# %% ../notebooks/week00_data.ipynb #0006da12
 def _download(url: str, timeout: float) -> bytes:
     "The bytes at `url`, or a `DataSourceError` that says why not (no urllib traceback)."
     try:
@@ -318,7 +318,7 @@ def _extract_csv(blob: bytes, url: str) -> bytes:
         msg = f"the archive from {url} is corrupt or not a .tgz ({type(e).__name__}: {e})."
     raise DataSourceError(f"{msg} {_PROCEED}") from None
 
-# %% ../notebooks/week00_data.ipynb #bf744bfa
+# %% ../notebooks/week00_data.ipynb #51429dc3
 def load_real_housing(url: str = REAL_DATA_URL,  # where housing.tgz lives
                       cache_dir: Path | str | None = None,  # default: <workspace>/data
                       sha256: str = REAL_DATA_SHA256,  # expected checksum of housing.csv
@@ -343,7 +343,7 @@ def load_real_housing(url: str = REAL_DATA_URL,  # where housing.tgz lives
         raise DataSourceError(f"{csv} has {len(df)} rows, expected {N_ROWS}. {_PROCEED}")
     return df
 
-# %% ../notebooks/week00_data.ipynb #ac31b9a4
+# %% ../notebooks/week00_data.ipynb #d43e50c2
 def load_housing(source: str | None = None,  # 'simulated', 'real' or a CSV path; default: settings.data_source
                  seed: int | None = None,  # simulator seed; default: settings.seed
                  ) -> pd.DataFrame:
