@@ -5,10 +5,11 @@
 # %% auto #0
 __all__ = ['Ready', 'ServiceError', 'free_port', 'port_in_use', 'http_ok', 'Service', 'stop_all', 'start_service']
 
-# %% ../notebooks/week05_services.ipynb #483fafc6
+# %% ../notebooks/week05_services.ipynb #550424ae
 import atexit
 import os
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from fastcore.basics import patch
 
-# %% ../notebooks/week05_services.ipynb #be23194b
+# %% ../notebooks/week05_services.ipynb #d7c58289
 class ServiceError(RuntimeError):
     "A service could not start (port taken, crashed, not ready in time); the message says why and what to do."
 
@@ -57,7 +58,7 @@ def http_ok(
     except (urllib.error.URLError, OSError):
         return False
 
-# %% ../notebooks/week05_services.ipynb #0df9d5e2
+# %% ../notebooks/week05_services.ipynb #e5993f2a
 def _group_members(pgid: int) -> list[int]:
     "Live (non-zombie) processes of the process group `pgid`."
     import psutil
@@ -81,7 +82,7 @@ def _signal_group(pgid: int, sig: int) -> None:
 
 _RUNNING: dict = {}  # process group id -> service not stopped yet (stopped at exit)
 
-# %% ../notebooks/week05_services.ipynb #b83a0913
+# %% ../notebooks/week05_services.ipynb #098fcca4
 class Service:
     "A server started by `start_service`: its `url`, `log_path` and process group; `.stop()` it or use `with`."
 
@@ -130,7 +131,7 @@ class Service:
         state = f"running, pid {self.pid}" if self.running else f"stopped, exit code {self.proc.returncode}"
         return f"<Service {self.name} at {self.url} ({state}); log: {self.log_path}>"
 
-# %% ../notebooks/week05_services.ipynb #38e346b8
+# %% ../notebooks/week05_services.ipynb #e83d8644
 @patch
 def stop(
     self: Service,
@@ -178,7 +179,7 @@ def stop_all(
     for svc in services:
         svc.stop(grace=0)
 
-# %% ../notebooks/week05_services.ipynb #a5fa3347
+# %% ../notebooks/week05_services.ipynb #411defad
 Ready = str | Callable[[Service], bool] | None  # how start_service knows the service is ready
 
 
@@ -209,7 +210,47 @@ def _service_env(env: Mapping[str, str] | None) -> dict:
     path = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
     return {**os.environ, "PYTHONUNBUFFERED": "1", "PATH": path, **(env or {})}
 
-# %% ../notebooks/week05_services.ipynb #be4fe658
+# %% ../notebooks/week05_services.ipynb #5cf7b6eb
+_WATCHDOG = """
+import os, signal, subprocess, sys
+parent, cmd = int(sys.argv[1]), sys.argv[2:]
+signal.signal(signal.SIGTERM, lambda *a: None)  # a stop signals the whole group: wait for the server to exit
+child = subprocess.Popen(cmd)
+while True:
+    try:
+        code = child.wait(timeout=0.5)
+        break
+    except subprocess.TimeoutExpired:
+        if os.getppid() != parent:  # whoever started us died without stopping us: take the group down
+            os.killpg(0, signal.SIGTERM)
+            try:
+                child.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                pass
+            os.killpg(0, signal.SIGKILL)
+sys.exit(code if code >= 0 else 128 - code)
+"""
+
+
+def _launch(name: str, argv: list[str], log_path: Path, cwd, env: dict) -> subprocess.Popen:
+    "Start `argv` under the watchdog, in a new process group, output to `log_path`."
+    if shutil.which(argv[0], path=env.get("PATH")) is None:
+        raise ServiceError(
+            f"cannot start {name}: program {argv[0]!r} not found. Run `make install`, and use "
+            f"the course's Python ({sys.executable})."
+        )
+    with open(log_path, "wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-c", _WATCHDOG, str(os.getpid()), *argv],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
+        )
+
+# %% ../notebooks/week05_services.ipynb #8d005709
 def _failed(svc: Service, why: str) -> ServiceError:
     svc.stop()
     return ServiceError(
@@ -229,7 +270,7 @@ def _wait_ready(svc: Service, check: Callable, what: str, timeout: float, t0: fl
             )
         time.sleep(0.2)
 
-# %% ../notebooks/week05_services.ipynb #d2e247b2
+# %% ../notebooks/week05_services.ipynb #0fff41d6
 def start_service(
     cmd: Sequence[str],  # the command line; "{port}" and "{host}" in it are filled in
     name: str,  # names the log file `<workspace>/logs/<name>.log` and the messages
@@ -253,22 +294,7 @@ def start_service(
     check, what = _readiness(ready, host, port)
     log_path, argv = _log_file(name, log_dir), [str(a).format(port=port, host=host) for a in cmd]
     t0 = time.monotonic()
-    with open(log_path, "wb") as log:
-        try:
-            proc = subprocess.Popen(
-                argv,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=cwd,
-                env=_service_env(env),
-                start_new_session=True,
-            )
-        except FileNotFoundError as e:
-            raise ServiceError(
-                f"cannot start {name}: program {argv[0]!r} not found. Run `make install`, and use "
-                f"the course's Python ({sys.executable})."
-            ) from e
+    proc = _launch(name, argv, log_path, cwd, _service_env(env))
     svc = Service(name, proc, host, port, log_path, argv)
     try:
         _wait_ready(svc, check, what, timeout, t0)

@@ -124,10 +124,10 @@ def test_stop_reaches_children_that_ignore_sigterm(workspace):
     svc = start_service(
         ["bash", "-c", "trap '' TERM; sleep 300 & sleep 300 & wait"],
         "stubborn",
-        ready=lambda s: len(psutil.Process(s.pid).children()) == 2,
+        ready=lambda s: len(psutil.Process(s.pid).children(recursive=True)) == 3,
         timeout=30,
     )
-    children = [c.pid for c in psutil.Process(svc.pid).children()]
+    children = [c.pid for c in psutil.Process(svc.pid).children(recursive=True)]
     svc.stop(grace=0.5)
     assert svc.proc.returncode == -signal.SIGKILL
     assert not any(alive(p) for p in [svc.pid, *children])
@@ -137,7 +137,7 @@ def test_stop_is_graceful_when_possible(workspace):
     svc = start_service(
         ["bash", "-c", "trap 'echo bye; exit 0' TERM; sleep 300 & wait"],
         "polite",
-        ready=lambda s: bool(psutil.Process(s.pid).children()),
+        ready=lambda s: len(psutil.Process(s.pid).children(recursive=True)) >= 2,
         timeout=30,
     )
     assert svc.stop(grace=10) == 0
@@ -170,10 +170,10 @@ def test_no_orphans_when_the_interpreter_exits(workspace):
     script = textwrap.dedent("""
         import psutil
         from mlops_course.services import start_service
-        def kids(s): return bool(psutil.Process(s.pid).children())
+        def kids(s): return len(psutil.Process(s.pid).children(recursive=True)) >= 2
         a = start_service(["bash", "-c", "sleep 300 & wait"], "left-running", ready=kids)
         b = start_service(["bash", "-c", "trap '' TERM; sleep 300 & wait"], "stubborn", ready=kids)
-        print(*[p for s in (a, b) for p in [s.pid, *(c.pid for c in psutil.Process(s.pid).children())]])
+        print(*[p for s in (a, b) for p in [s.pid, *(c.pid for c in psutil.Process(s.pid).children(recursive=True))]])
     """)
     out = subprocess.run(
         [sys.executable, "-c", script],
@@ -184,7 +184,7 @@ def test_no_orphans_when_the_interpreter_exits(workspace):
     )
     assert out.returncode == 0, out.stderr
     pids = [int(p) for p in out.stdout.split()]
-    assert len(pids) == 4
+    assert len(pids) == 6  # two watchdogs, two bash, two sleeps
     time.sleep(0.2)
     assert not any(alive(p) for p in pids)
 
@@ -206,3 +206,37 @@ def test_the_course_python_comes_first_on_path(workspace, monkeypatch):
     ) as svc:
         first = svc.log_path.read_text().splitlines()[0]
     assert first == os.path.join(os.path.dirname(sys.executable), "python")
+
+
+def test_watchdog_stops_the_server_when_its_owner_is_killed(workspace):
+    "SIGKILL the process that started a server (no atexit runs): the watchdog takes the whole group down."
+    code = (
+        "import time, psutil; from mlops_course.services import start_service; "
+        "s = start_service(['bash', '-c', 'sleep 300 & wait'], 'orphan', "
+        "ready=lambda s: len(psutil.Process(s.pid).children(recursive=True)) >= 2); "
+        "print(s.pid, *[c.pid for c in psutil.Process(s.pid).children(recursive=True)], flush=True); time.sleep(300)"
+    )
+    owner = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "MLOPS_COURSE_WORKSPACE": str(workspace)},
+    )
+    pids = [int(p) for p in owner.stdout.readline().split()]
+    assert len(pids) == 3 and all(alive(p) for p in pids)
+    owner.kill()
+    owner.wait()
+    deadline = time.monotonic() + 30
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(alive(p) for p in pids)
+
+
+def test_exit_code_of_the_server_is_reported(workspace):
+    svc = start_service(
+        [sys.executable, "-c", "import time; time.sleep(1); raise SystemExit(7)"],
+        "short",
+        ready=lambda s: True,
+    )
+    assert svc.proc.wait(timeout=30) == 7
+    svc.stop()
