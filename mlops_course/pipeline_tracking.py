@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['EXPERIMENT', 'log', 'run_tags', 'log_month', 'promote_month', 'runs_of_dag_run']
 
-# %% ../notebooks/week08_airflow_mlflow.ipynb #65a12ae0
+# %% ../notebooks/week08_airflow_mlflow.ipynb #e6558516
 import logging
 from datetime import datetime
 
@@ -16,7 +16,7 @@ from .tracking import connect, log_sklearn_model
 EXPERIMENT = "housing-pipeline"  # the MLflow experiment of the orchestrated pipeline
 log = logging.getLogger(__name__)
 
-# %% ../notebooks/week08_airflow_mlflow.ipynb #46bb98c7
+# %% ../notebooks/week08_airflow_mlflow.ipynb #d52c70aa
 def run_tags(dag_id: str,  # the DAG
              dag_run_id: str,  # Airflow's run id, e.g. 'scheduled__2024-03-01T00:00:00+00:00'
              logical_date,  # the run's logical date (datetime or ISO string; None for some manual runs)
@@ -26,7 +26,7 @@ def run_tags(dag_id: str,  # the DAG
     ld = logical_date.isoformat() if isinstance(logical_date, datetime) else str(logical_date or "")
     return {"dag_id": dag_id, "dag_run_id": dag_run_id, "logical_date": ld, "month": month_key(month)}
 
-# %% ../notebooks/week08_airflow_mlflow.ipynb #8d74065c
+# %% ../notebooks/week08_airflow_mlflow.ipynb #c16401b3
 def _find_run(experiment: str, tags: dict):
     import mlflow
     runs = mlflow.search_runs(experiment_names=[experiment], output_format="list",
@@ -57,7 +57,7 @@ def log_month(month,  # the month whose artifacts to log (after week 07's `evalu
         log_sklearn_model(model, test)
     return {"month": month_key(month), "run_id": run.info.run_id, "reused": False}
 
-# %% ../notebooks/week08_airflow_mlflow.ipynb #497344ec
+# %% ../notebooks/week08_airflow_mlflow.ipynb #312e9658
 def _version_of_run(run_id: str, name: str):
     import mlflow
     found = mlflow.MlflowClient().search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
@@ -84,7 +84,7 @@ def promote_month(logged: dict,  # the output of `log_month`
             "challenger_rmse": decision.challenger_rmse, "champion_rmse": decision.champion_rmse,
             "champion_version": decision.champion_version}
 
-# %% ../notebooks/week08_airflow_mlflow.ipynb #af78b793
+# %% ../notebooks/week08_airflow_mlflow.ipynb #c12890e9
 def runs_of_dag_run(dag_run_id: str,  # Airflow's run id
                     experiment: str = EXPERIMENT,  # MLflow experiment
                     ):
