@@ -85,7 +85,7 @@ lint: install
 	$(BIN)/ruff check .
 
 unit: install  ## unit, data, API and deploy-file tests, notebooks in FAST mode, grading invariants
-	$(BIN)/pytest -n $(JOBS) --dist loadgroup tests
+	$(BIN)/pytest -n $(JOBS) --dist loadgroup --durations=20 tests
 
 solutions: install  ## nbval: every solution reproduces its committed outputs
 	$(BIN)/pytest -n $(JOBS) --dist loadfile -p no:cacheprovider --nbval --nbval-current-env \
