@@ -129,7 +129,8 @@ def init_project(path: str | Path | None = None,    # the project folder (defaul
         shutil.rmtree(remote, ignore_errors=True)
     path.mkdir(parents=True, exist_ok=True)
     remote.mkdir(parents=True, exist_ok=True)
-    git(path, "init", "-q", "-b", "main")
+    git(path, "init", "-q")
+    git(path, "symbolic-ref", "HEAD", "refs/heads/main")  # `git init -b main` needs git >= 2.28
     for k, v in [("user.name", "MLOps Course"), ("user.email", "course@example.invalid"), ("commit.gpgsign", "false"),
                  ("advice.detachedHead", "false"), ("core.autocrlf", "false")]:
         git(path, "config", k, v)
