@@ -131,7 +131,19 @@ class Service:
         state = f"running, pid {self.pid}" if self.running else f"stopped, exit code {self.proc.returncode}"
         return f"<Service {self.name} at {self.url} ({state}); log: {self.log_path}>"
 
-# %% ../notebooks/week05_services.ipynb #e83d8644
+# %% ../notebooks/week05_services.ipynb #50255433
+def _wait_group(self: Service, seconds: float) -> bool:
+    "Wait up to `seconds` for every process of the group to exit; True if they did."
+    deadline = time.monotonic() + seconds
+    while True:
+        self.proc.poll()  # reap the leader so that it does not count as alive
+        if not _group_members(self.pgid):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+
+
 @patch
 def stop(
     self: Service,
@@ -140,14 +152,9 @@ def stop(
     "Stop the whole process group: SIGTERM, then SIGKILL after `grace` seconds. Safe to call twice."
     if _RUNNING.pop(self.pgid, None) is not None:
         _signal_group(self.pgid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            self.proc.poll()  # reap the leader so that it does not count as alive
-            if not _group_members(self.pgid):
-                break
-            time.sleep(0.1)
-        else:
+        if not _wait_group(self, grace):
             _signal_group(self.pgid, signal.SIGKILL)
+            _wait_group(self, 10)  # SIGKILL is delivered asynchronously
     try:
         self.proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
@@ -160,6 +167,7 @@ def kill(self: Service) -> None:
     "SIGKILL the whole process group at once: a crash, with no clean shutdown (for failure drills)."
     _RUNNING.pop(self.pgid, None)
     _signal_group(self.pgid, signal.SIGKILL)
+    _wait_group(self, 10)
     self.proc.wait(timeout=10)
 
 
