@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     workspace: Path = Field(default_factory=default_workspace)  # where notebooks write data, runs, models, logs
     data_source: str = "simulated"  # `simulated`, `real`, or the path of a CSV file with the housing schema
     seed: int = 42  # the seed of the simulator, splits and models
+    tracking_uri: str | None = None  # an MLflow server you did not start here (default: the one the notebook starts)
 
     @field_validator("data_source")
     @classmethod

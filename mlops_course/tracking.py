@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .config import get_settings
+from .config import Settings, get_settings
 from .services import Service, http_ok, start_service
 
 # %% ../notebooks/week05_experiment_tracking.ipynb #542a7fdc
@@ -75,9 +75,10 @@ class TrackingServerDown(ConnectionError):
 
 
 def tracking_uri() -> str:
-    "`MLOPS_COURSE_TRACKING_URI` if set, else the URL of the server `start_tracking_server` started here."
-    if os.environ.get(ENV_VAR):
-        return os.environ[ENV_VAR]
+    "The `tracking_uri` setting (`MLOPS_COURSE_TRACKING_URI`) if set, else the server `start_tracking_server` started here."
+    configured = Settings().tracking_uri  # read now, not cached: the variable may change while a kernel runs
+    if configured:
+        return configured
     if "server" in _CURRENT:
         return _CURRENT["server"].url
     raise TrackingServerDown(f"no tracking server: start one with start_tracking_server() or set {ENV_VAR}")
