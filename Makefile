@@ -47,7 +47,8 @@ lock:  ## re-resolve requirements/lock.txt from pyproject.toml (needs the packag
 
 # --- learner -----------------------------------------------------------------------------------
 lab: install  ## open JupyterLab on 127.0.0.1 at the course start page
-	$(BIN)/jupyter lab --ip=127.0.0.1 --port=$(PORT) --ServerApp.root_dir=$(CURDIR) notebooks/index.ipynb
+	$(BIN)/jupyter lab --ip=127.0.0.1 --port=$(PORT) --ServerApp.root_dir=$(CURDIR) \
+	  $(if $(filter 0,$(shell id -u)),--allow-root,) notebooks/index.ipynb
 
 course: install  ## execute every lesson with papermill (progress, summary, report in workspace/reports)
 	$(BIN)/mlops-course run notebooks -n $(JOBS) $(if $(FAST),-p FAST true,)
