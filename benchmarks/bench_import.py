@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+from results import record  # benchmarks/ is on sys.path when a script here runs
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "mlops_course"
 HEAVY = ("sklearn", "mlflow", "airflow", "matplotlib", "pandera", "dvc", "torch", "pandas", "scipy")
@@ -81,11 +83,6 @@ def report(rows: list[dict], repeat: int) -> str:
         else:
             lines.append(f"| `{r['module']}` | {r['import_s']:.3f} | {r['wall_s']:.3f} | {', '.join(r['heavy']) or '—'} |")
     return "\n".join(lines) + "\n"
-
-
-def record(text: str, path: Path = ROOT / "benchmarks" / "RESULTS.md") -> None:
-    with path.open("a") as f:
-        f.write("\n" + text)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from results import record  # benchmarks/ is on sys.path when a script here runs
+
 ROOT = Path(__file__).resolve().parents[1]
 LOCK = ROOT / "requirements" / "lock.txt"
 TARGET_TEST_S = 20 * 60  # make test on a fresh machine, install included
@@ -96,11 +98,6 @@ def report(rows: list[dict]) -> str:
                      f"{r['total_s']:.1f} | {r['size_mb']:.0f} |")
     lines += ["", f"Budget: `make test` on a fresh machine, install included, ≤ {TARGET_TEST_S // 60} min."]
     return "\n".join(lines) + "\n"
-
-
-def record(text: str, path: Path = ROOT / "benchmarks" / "RESULTS.md") -> None:
-    with path.open("a") as f:
-        f.write("\n" + text)
 
 
 def main(argv: list[str] | None = None) -> int:

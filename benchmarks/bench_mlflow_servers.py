@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from results import record as append_section  # benchmarks/ is on sys.path when a script here runs
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -67,8 +69,7 @@ def record(results: list[tuple[str, float]]) -> None:
         *[f"| {label} | {s:.1f} |" for label, s in results],
         f"| total | {sum(s for _, s in results):.1f} |",
     ]
-    with open(ROOT / "benchmarks" / "RESULTS.md", "a") as f:
-        f.write("\n".join(lines) + "\n")
+    append_section("\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ import platform
 import tempfile
 from pathlib import Path
 
+from results import record  # benchmarks/ is on sys.path when a script here runs
+
 ROOT = Path(__file__).resolve().parents[1]
 SERVER_WEEKS = ("week03", "week04", "week05", "week06", "week07", "week08",
                 "lab03", "lab04", "lab05", "lab06", "lab07", "lab08")
@@ -59,8 +61,7 @@ def main() -> None:
         f"Total: **{total:.0f} s** for {len(results)} notebooks.", ""])
     print(section)
     if not args.no_record:
-        with open(ROOT / "benchmarks" / "RESULTS.md", "a", encoding="utf-8") as f:
-            f.write("\n" + section)
+        record(section)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from results import record  # benchmarks/ is on sys.path when a script here runs
+
 ROOT = Path(__file__).resolve().parents[1]
 CASES = [  # (label, expression timed, target in seconds or None)
     ("sample(20_640)", "HousingMarket(seed=42).sample(20_640)", 1.0),
@@ -67,8 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         "packaged calibration.", "",
         "| call | rows | seconds | rows/s | target |", "|---|---:|---:|---:|---|", *rows, ""])
     if not args.no_record:
-        with (ROOT / "benchmarks" / "RESULTS.md").open("a") as f:
-            f.write("\n" + section)
+        record(section)
     return 0 if ok else 1
 
 

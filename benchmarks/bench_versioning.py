@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from results import record  # benchmarks/ is on sys.path when a script here runs
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -78,7 +80,7 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text)
     if not a.no_record:
-        with open(ROOT / "benchmarks" / "RESULTS.md", "a", encoding="utf-8") as f: f.write("\n" + text)
+        record(text)
 
 
 if __name__ == "__main__":
