@@ -23,14 +23,26 @@ def shared_csv() -> Path:
     return SHARED_CSV
 
 
-@pytest.fixture
-def workspace(tmp_path, monkeypatch) -> Path:
-    "An empty workspace for this test: MLOPS_COURSE_WORKSPACE points to it, settings are re-read."
+def _isolated(ws: Path, mp: pytest.MonkeyPatch):
+    "Point MLOPS_COURSE_WORKSPACE at `ws` (created), with no tracking server configured; settings re-read."
     from mlops_course.config import get_settings
 
-    ws = tmp_path / "workspace"
-    ws.mkdir()
-    monkeypatch.setenv("MLOPS_COURSE_WORKSPACE", str(ws))
+    ws.mkdir(parents=True, exist_ok=True)
+    mp.setenv("MLOPS_COURSE_WORKSPACE", str(ws))
+    mp.delenv("MLOPS_COURSE_TRACKING_URI", raising=False)
     get_settings.cache_clear()
     yield ws
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch) -> Path:
+    "An empty workspace for this test: MLOPS_COURSE_WORKSPACE points to it, settings are re-read."
+    yield from _isolated(tmp_path / "workspace", monkeypatch)
+
+
+@pytest.fixture(scope="module")
+def module_workspace(tmp_path_factory) -> Path:
+    "One empty workspace for a whole test module (for services that take seconds to start)."
+    with pytest.MonkeyPatch.context() as mp:
+        yield from _isolated(tmp_path_factory.mktemp("module") / "workspace", mp)

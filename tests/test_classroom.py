@@ -355,8 +355,7 @@ def test_runner_reports_and_kills_leaked_processes(tmp_path):
     assert left == []
 
 
-def test_run_command_writes_reports_and_fails_on_error(tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("MLOPS_COURSE_WORKSPACE", str(tmp_path / "ws"))
+def test_run_command_writes_reports_and_fails_on_error(tmp_path, capsys, workspace):
     write(notebook(C("assert 1 + 1 == 2")), tmp_path / "nbs" / "a_ok.ipynb")
     write(notebook(C("raise ValueError('boom')")), tmp_path / "nbs" / "b_bad.ipynb")
     code, out, _ = invoke(capsys, "run", str(tmp_path / "nbs"), "-n", "2", "-o", str(tmp_path / "out"),

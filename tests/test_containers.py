@@ -223,11 +223,10 @@ def test_docker_status_is_consistent():
 # --- the training entry point of the image ------------------------------------------------------------
 
 @pytest.mark.slow
-def test_train_and_export_writes_a_servable_mlflow_model(tmp_path, monkeypatch):
+def test_train_and_export_writes_a_servable_mlflow_model(tmp_path, workspace):
     import mlflow.pyfunc
 
     from mlops_course.data import TARGET, load_housing
-    monkeypatch.setenv("MLOPS_COURSE_WORKSPACE", str(tmp_path / "ws"))
     out = tmp_path / "model"
     assert C.main(["train", "--out", str(out), "--n", "1500"]) == 0
     assert (out / "MLmodel").exists() and json.loads((out / "metrics.json").read_text())["r2"] > 0.5

@@ -10,19 +10,11 @@ from pathlib import Path
 import pytest
 
 from mlops_course import pipeline
-from mlops_course.config import get_settings
 
 REPO = Path(__file__).resolve().parents[1]
 DAGS = REPO / "deploy" / "airflow" / "dags"
 
 
-@pytest.fixture
-def workspace(tmp_path, monkeypatch):
-    "A private, empty course workspace for one test."
-    monkeypatch.setenv("MLOPS_COURSE_WORKSPACE", str(tmp_path / "ws"))
-    get_settings.cache_clear()
-    yield tmp_path / "ws"
-    get_settings.cache_clear()
 
 
 # --- months and paths ----------------------------------------------------------------------------

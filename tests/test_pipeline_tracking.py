@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from mlops_course import pipeline
-from mlops_course.config import get_settings
 from mlops_course.pipeline_tracking import run_tags
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,15 +24,6 @@ def test_run_tags():
     assert all(isinstance(v, str) for v in t.values()), "MLflow tags are strings"
     with pytest.raises(ValueError, match="YYYY-MM"):
         run_tags("d", "r", None, "March")
-
-
-@pytest.fixture
-def workspace(tmp_path, monkeypatch):
-    monkeypatch.setenv("MLOPS_COURSE_WORKSPACE", str(tmp_path / "ws"))
-    monkeypatch.delenv("MLOPS_COURSE_TRACKING_URI", raising=False)
-    get_settings.cache_clear()
-    yield tmp_path / "ws"
-    get_settings.cache_clear()
 
 
 @pytest.mark.slow

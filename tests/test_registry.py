@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mlops_course.config import get_settings
 from mlops_course.data import TARGET, HousingMarket
 from mlops_course.features import split_data
 from mlops_course.registry import (
@@ -23,7 +22,7 @@ from mlops_course.registry import (
     set_alias,
 )
 from mlops_course.services import ServiceError
-from mlops_course.tracking import ENV_VAR, connect, start_tracking_server, train_and_log
+from mlops_course.tracking import connect, start_tracking_server, train_and_log
 from mlops_course.train import evaluate
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("mlflow")]
@@ -32,16 +31,10 @@ NAME = "test-housing"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    path = tmp_path_factory.mktemp("registry") / "workspace"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLOPS_COURSE_WORKSPACE", str(path))
-        mp.delenv(ENV_VAR, raising=False)
-        get_settings.cache_clear()
-        svc = start_tracking_server()
-        yield svc
-        svc.stop()
-    get_settings.cache_clear()
+def server(module_workspace):
+    svc = start_tracking_server()
+    yield svc
+    svc.stop()
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ import threading
 import pytest
 
 from mlops_course import tracking
-from mlops_course.config import get_settings
 from mlops_course.data import FEATURES, HousingMarket
 from mlops_course.features import split_data
 from mlops_course.services import free_port, http_ok
@@ -30,15 +29,9 @@ SEED = 42
 
 
 @pytest.fixture(scope="module")
-def ws(tmp_path_factory):
+def ws(module_workspace):
     "One workspace for the module (a tracking server takes seconds to start: it is shared by the tests)."
-    path = tmp_path_factory.mktemp("tracking") / "workspace"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLOPS_COURSE_WORKSPACE", str(path))
-        mp.delenv(ENV_VAR, raising=False)
-        get_settings.cache_clear()
-        yield path
-    get_settings.cache_clear()
+    return module_workspace
 
 
 @pytest.fixture(scope="module")

@@ -7,18 +7,10 @@ import shutil
 import pytest
 
 from mlops_course import versioning as V
-from mlops_course.config import get_settings
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 
 
-@pytest.fixture
-def workspace(tmp_path, monkeypatch):
-    "An isolated course workspace (like the grader's)."
-    monkeypatch.setenv("MLOPS_COURSE_WORKSPACE", str(tmp_path / "ws"))
-    get_settings.cache_clear()
-    yield tmp_path / "ws"
-    get_settings.cache_clear()
 
 
 # --- runners and their errors ------------------------------------------------------------------------
