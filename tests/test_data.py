@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -26,14 +24,11 @@ from mlops_course.data import (
 from mlops_course.validate import validate_housing
 
 SEED = 42
-REAL_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "california_housing.csv"
 
 
 @pytest.fixture(scope="module")
-def real_table() -> pd.DataFrame:
-    if not REAL_CSV.is_file():
-        pytest.skip(f"the reference table {REAL_CSV} is absent: realism checks need it (never copy it into the repo)")
-    return pd.read_csv(REAL_CSV)
+def real_table(shared_csv) -> pd.DataFrame:
+    return pd.read_csv(shared_csv)
 
 
 @pytest.fixture(scope="module")

@@ -9,21 +9,17 @@ import socket
 import tarfile
 import threading
 import traceback
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from mlops_course.data import COLUMNS, REAL_DATA_SHA256, DataSourceError, load_real_housing
 
-REAL_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "california_housing.csv"
-
 
 @pytest.fixture(scope="module")
-def csv_bytes() -> bytes:
-    if not REAL_CSV.is_file():
-        pytest.skip(f"the reference table {REAL_CSV} is absent: the loader tests serve an archive built from it")
-    data = REAL_CSV.read_bytes()
+def csv_bytes(shared_csv) -> bytes:
+    "The reference table's bytes: the tests serve an archive built from them."
+    data = shared_csv.read_bytes()
     assert hashlib.sha256(data).hexdigest() == REAL_DATA_SHA256, "the reference CSV is not the published file"
     return data
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pickle
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -30,7 +29,6 @@ from mlops_course.train import (
 )
 
 SEED = 42
-REAL_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "california_housing.csv"
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -237,9 +235,7 @@ def test_predictions_are_plausible_and_robust_to_messy_rows(splits, model):
     assert np.isfinite(model.predict(messy)).all()
 
 
-def test_default_model_on_the_real_table():
-    if not REAL_CSV.is_file():
-        pytest.skip(f"the reference table {REAL_CSV} is absent (never copy it into the repo)")
-    train, val, test = split_data(pd.read_csv(REAL_CSV), seed=SEED)
+def test_default_model_on_the_real_table(shared_csv):
+    train, val, test = split_data(pd.read_csv(shared_csv), seed=SEED)
     r2 = evaluate(train_model(train, DEFAULT_MODEL, seed=SEED), test)["r2"]
     assert r2 >= 0.78, f"the week-02 model should explain most of the variance of real prices, R² = {r2:.3f}"
