@@ -13,7 +13,6 @@ BIN    := $(VENV)/bin
 UV_VERSION := 0.13.8
 LOCK   := requirements/lock.txt
 STAMP  := $(VENV)/.installed
-KERNEL := mlops-course
 PORT   ?= 8888
 JOBS   ?= 2
 export MLOPS_COURSE_FAST_TIMEOUT ?= 600
@@ -36,10 +35,11 @@ $(BIN)/uv: | $(BIN)/python
 $(STAMP): $(LOCK) pyproject.toml | $(BIN)/uv
 	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -r $(LOCK)
 	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode --no-deps -e .
-	$(BIN)/python -m ipykernel install --user --name $(KERNEL) --display-name "Python 3 (mlops-course)" >/dev/null
 	@touch $@
 
-install: $(STAMP)  ## create .venv from the lock (idempotent), install the package, register the kernel
+# No kernelspec is registered: JupyterLab started from .venv offers that venv as its own "Python 3 (ipykernel)",
+# so every clone runs its own code and a second clone cannot overwrite the first one's kernel.
+install: $(STAMP)  ## create .venv from the lock (idempotent) and install the package
 
 lock:  ## re-resolve requirements/lock.txt from pyproject.toml (needs the package index)
 	$(BIN)/uv pip compile pyproject.toml --all-extras --python-version 3.11 \

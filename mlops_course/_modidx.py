@@ -292,6 +292,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                   'mlops_course.eda.summarize': ('week01_python_data.html#summarize', 'mlops_course/eda.py'),
                                   'mlops_course.eda.target_correlations': ( 'week01_python_data.html#target_correlations',
                                                                             'mlops_course/eda.py')},
+            'mlops_course.errors': {'mlops_course.errors.CourseError': ('library/errors.html#courseerror', 'mlops_course/errors.py')},
             'mlops_course.features': { 'mlops_course.features.RatioFeatures': ( 'week02_features.html#ratiofeatures',
                                                                                 'mlops_course/features.py'),
                                        'mlops_course.features.RatioFeatures.__init__': ( 'week02_features.html#ratiofeatures.__init__',
