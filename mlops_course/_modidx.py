@@ -458,6 +458,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                               'mlops_course/services.py'),
                                        'mlops_course.services._wait_ready': ( 'week05_services.html#_wait_ready',
                                                                               'mlops_course/services.py'),
+                                       'mlops_course.services.course_path': ( 'week05_services.html#course_path',
+                                                                              'mlops_course/services.py'),
                                        'mlops_course.services.free_port': ('week05_services.html#free_port', 'mlops_course/services.py'),
                                        'mlops_course.services.http_ok': ('week05_services.html#http_ok', 'mlops_course/services.py'),
                                        'mlops_course.services.port_in_use': ( 'week05_services.html#port_in_use',
