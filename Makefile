@@ -32,10 +32,14 @@ $(BIN)/uv: | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
 # Reinstalls only when the lock or the project metadata changed.
-$(STAMP): $(LOCK) pyproject.toml | $(BIN)/uv
+$(STAMP): $(LOCK) pyproject.toml jupyterlab/overrides.json | $(BIN)/uv
 	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -r $(LOCK)
 	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode --no-deps -e .
+	$(LAB_SETTINGS)
 	@touch $@
+
+# JupyterLab's settings for the course (no news prompt, nothing fetched): see jupyterlab/README.md
+LAB_SETTINGS = install -D -m 644 jupyterlab/overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
 
 # No kernelspec is registered: JupyterLab started from .venv offers that venv as its own "Python 3 (ipykernel)",
 # so every clone runs its own code and a second clone cannot overwrite the first one's kernel.
@@ -67,8 +71,12 @@ doctor: install  ## what is installed and what is missing (docker, kubectl, prom
 	$(BIN)/mlops-course doctor
 
 # --- maintainer ----------------------------------------------------------------------------------
-export: install  ## notebooks/ -> mlops_course/ (nbdev) and clean notebook metadata
+# nbdev-clean renames the kernel to `python3`; JupyterLab would write "Python 3 (ipykernel)" back on open and
+# mark the notebook modified: restore JupyterLab's metadata right after cleaning (mlops_course.classroom.nbmeta).
+RESTORE_META := $(BIN)/python -c 'from mlops_course.classroom.nbmeta import restore_notebooks; restore_notebooks()'
+export: install  ## notebooks/ -> mlops_course/ (nbdev) and clean notebook metadata (as JupyterLab keeps it)
 	$(BIN)/nbdev-clean
+	$(RESTORE_META)
 	$(BIN)/nbdev-export
 
 labs: install  ## solutions/ -> labs/ (never edit labs by hand)
@@ -85,7 +93,7 @@ bench: install  ## run the benchmarks and append to benchmarks/RESULTS.md
 # change the tree, and the labs must equal the stripped solutions.
 check-sync: install
 	@before=$$( (git status --porcelain --untracked-files=all; git diff) | sha256sum); \
-	$(BIN)/nbdev-clean; $(BIN)/nbdev-export; \
+	$(BIN)/nbdev-clean; $(RESTORE_META); $(BIN)/nbdev-export; \
 	after=$$( (git status --porcelain --untracked-files=all; git diff) | sha256sum); \
 	if [ "$$before" != "$$after" ]; then \
 	  echo "nbdev-clean/nbdev-export changed the tree: run 'make export' and commit the result:"; \
