@@ -17,7 +17,7 @@ PORT   ?= 8888
 JOBS   ?= 2
 export MLOPS_COURSE_FAST_TIMEOUT ?= 600
 
-.PHONY: help install lab course site site-check test check-sync lint unit notebooks solutions nbdev-test export \
+.PHONY: help install lab course site site-check lock-universal test check-sync lint unit notebooks solutions nbdev-test export \
         clean-nbs labs grade bench lock doctor clean
 
 help:  ## list the targets
@@ -48,6 +48,13 @@ install: $(STAMP)  ## create .venv from the lock (idempotent) and install the pa
 lock:  ## re-resolve requirements/lock.txt from pyproject.toml (needs the package index)
 	$(BIN)/uv pip compile pyproject.toml --all-extras --python-version 3.11 \
 	  --python-platform x86_64-unknown-linux-gnu --upgrade -o $(LOCK)
+	$(MAKE) lock-universal
+
+# environment.yml (conda on any OS) installs the same pins with environment markers. Re-run after every
+# change of the lock (tests/test_conda_env.py fails when the two disagree).
+lock-universal:  ## requirements/lock-universal.txt: the pins of the lock, with markers for every platform
+	$(BIN)/uv pip compile pyproject.toml --all-extras --universal --python-version 3.11 \
+	  -c $(LOCK) -o requirements/lock-universal.txt
 
 # --- learner -----------------------------------------------------------------------------------
 lab: install  ## open JupyterLab on 127.0.0.1 at the course start page
