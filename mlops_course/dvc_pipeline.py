@@ -7,7 +7,7 @@ __all__ = ['DATA_FILE', 'MODEL_FILE', 'PARAMS', 'STAGES', 'STAGE_KEYS', 'app', '
            'stage_prepare', 'load_model', 'stage_train', 'stage_evaluate', 'write_params', 'pipeline_stages',
            'write_pipeline', 'parse_lock', 'rerun', 'prepare', 'train', 'evaluate']
 
-# %% ../notebooks/library/dvc_pipeline.ipynb #8b1f8eea
+# %% ../notebooks/library/dvc_pipeline.ipynb #a838c1a1
 import json
 from pathlib import Path
 from typing import Annotated
@@ -16,18 +16,18 @@ import typer
 
 from .errors import CourseError
 
-# %% ../notebooks/library/dvc_pipeline.ipynb #9f6627fb
+# %% ../notebooks/library/dvc_pipeline.ipynb #baf8d509
 DATA_FILE = "data/housing.csv"  # the raw table inside a project
 MODEL_FILE = "models/model.skops"  # where `train` writes the model (skops: a model file that cannot run code)
 PARAMS = {"seed": 42,  # seed of the split and the model
           "prepare": {"test_size": 0.2, "val_size": 0.2},
           "train": {"model": "hgb", "params": {"max_iter": 100, "learning_rate": 0.1}}}
 
-# %% ../notebooks/library/dvc_pipeline.ipynb #9e766e4d
+# %% ../notebooks/library/dvc_pipeline.ipynb #c6151551
 class PipelineSpecError(CourseError, ValueError):
     "A stage spec, params.yaml or an input of a stage is not what the pipeline needs; the message says what to fix."
 
-# %% ../notebooks/library/dvc_pipeline.ipynb #54d83ddc
+# %% ../notebooks/library/dvc_pipeline.ipynb #89e02664
 def _yaml_load(text: str):
     import yaml
     return yaml.safe_load(text)
@@ -38,7 +38,7 @@ def _params(root: Path) -> dict:
     if not p.exists(): raise PipelineSpecError(f"no params.yaml in {root}: write it with write_params()")
     return _yaml_load(p.read_text()) or {}
 
-# %% ../notebooks/library/dvc_pipeline.ipynb #811d9d89
+# %% ../notebooks/library/dvc_pipeline.ipynb #643d52f1
 def stage_prepare(root: str | Path = ".",  # the project folder (DVC runs the stage there)
                   ) -> dict:
     "Stage `prepare`: validate `data/housing.csv`, split it (seeded) into data/prepared/{train,val,test}.csv."
@@ -52,7 +52,7 @@ def stage_prepare(root: str | Path = ".",  # the project folder (DVC runs the st
     for name, part in splits._asdict().items(): part.to_csv(out / f"{name}.csv", index=False, float_format="%.6g")
     return {name: len(part) for name, part in splits._asdict().items()}
 
-# %% ../notebooks/library/dvc_pipeline.ipynb #9fc67932
+# %% ../notebooks/library/dvc_pipeline.ipynb #71fdeab2
 _TRUSTED_ROOTS = ("sklearn", "numpy", "scipy", "mlops_course", "builtins")  # modules a course model is made of
 
 def load_model(path: str | Path,  # a model file written by `stage_train`
@@ -66,7 +66,7 @@ def load_model(path: str | Path,  # a model file written by `stage_train`
     if odd: raise PipelineSpecError(f"{path.name} contains types outside scikit-learn/NumPy/SciPy/mlops_course: {odd}")
     return sio.load(path, trusted=types)
 
-# %% ../notebooks/library/dvc_pipeline.ipynb #b5b626e7
+# %% ../notebooks/library/dvc_pipeline.ipynb #0d05b1e7
 def stage_train(root: str | Path = ".",  # the project folder
                 model_file: str = MODEL_FILE,  # where to write the model, relative to the project
                 ) -> dict:
@@ -84,7 +84,7 @@ def stage_train(root: str | Path = ".",  # the project folder
     sio.dump(model, out)
     return {"model": t.get("model", "hgb"), "file": model_file}
 
-# %% ../notebooks/library/dvc_pipeline.ipynb #3632f317
+# %% ../notebooks/library/dvc_pipeline.ipynb #9526c404
 def stage_evaluate(root: str | Path = ".",  # the project folder
                    model_file: str = MODEL_FILE,  # the model `train` wrote, relative to the project
                    ) -> dict:
@@ -104,7 +104,7 @@ def stage_evaluate(root: str | Path = ".",  # the project folder
     pd.DataFrame({"actual": y.to_numpy(), "predicted": pred.round(0)}).to_csv(root / "plots" / "predictions.csv", index=False)
     return m
 
-# %% ../notebooks/library/dvc_pipeline.ipynb #72c2628b
+# %% ../notebooks/library/dvc_pipeline.ipynb #7a45c177
 STAGES = {"prepare": stage_prepare, "train": stage_train, "evaluate": stage_evaluate}
 STAGE_KEYS = {"cmd", "deps", "params", "outs", "metrics", "plots", "desc", "wdir", "always_changed", "frozen", "meta"}
 
@@ -117,7 +117,7 @@ def write_params(project: str | Path,  # the project folder
     out.write_text(yaml.safe_dump(PARAMS if params is None else params, sort_keys=False))
     return out
 
-# %% ../notebooks/library/dvc_pipeline.ipynb #a47edd13
+# %% ../notebooks/library/dvc_pipeline.ipynb #b0069113
 def pipeline_stages(module: str = "mlops_course.versioning",  # module whose command line runs the stages
                     model_file: str = MODEL_FILE,  # the model file `train` writes and `evaluate` reads
                     ) -> dict:
@@ -135,7 +135,7 @@ def pipeline_stages(module: str = "mlops_course.versioning",  # module whose com
                                                           "template": "scatter"}}]},
     }
 
-# %% ../notebooks/library/dvc_pipeline.ipynb #013ff75b
+# %% ../notebooks/library/dvc_pipeline.ipynb #8873519d
 def _check_stage(name: str, st) -> None:
     "Raise `PipelineSpecError` for what DVC would reject (or silently ignore) in one stage."
     if not isinstance(st, dict) or not isinstance(st.get("cmd"), str) or not st["cmd"].strip():
@@ -158,7 +158,7 @@ def write_pipeline(project: str | Path,  # the project folder
     out.write_text(yaml.safe_dump({"stages": stages}, sort_keys=False))
     return out
 
-# %% ../notebooks/library/dvc_pipeline.ipynb #e3147155
+# %% ../notebooks/library/dvc_pipeline.ipynb #f16411ba
 def _flat(d: dict, prefix: str = "") -> dict:
     "Nested params as {dotted key: value}."
     out = {}
@@ -180,7 +180,7 @@ def parse_lock(text: str,  # the content of a dvc.lock
                    "params": params(st), "outs": {o["path"]: o.get("md5", "") for o in st.get("outs") or []}}
             for name, st in ((_yaml_load(text) or {}).get("stages") or {}).items()}
 
-# %% ../notebooks/library/dvc_pipeline.ipynb #b8664ee9
+# %% ../notebooks/library/dvc_pipeline.ipynb #4d69be43
 def _touches(a: str, b: str) -> bool:
     "Is one path the other, or inside it?"
     a, b = a.strip("/"), b.strip("/")
@@ -203,7 +203,7 @@ def rerun(locked: dict[str, dict],  # stages as `parse_lock` returns them
                 out.append(name); dirty += list(st["outs"]); grew = True
     return [n for n in locked if n in out]
 
-# %% ../notebooks/library/dvc_pipeline.ipynb #ac14862e
+# %% ../notebooks/library/dvc_pipeline.ipynb #0c41af0c
 app = typer.Typer(name="python -m mlops_course.versioning", add_completion=False, no_args_is_help=True,
                   pretty_exceptions_enable=False,  # a stage's error ends as a plain Python traceback DVC shows
                   help="The stages of the housing pipeline, as `dvc repro` runs them (in the project folder).")
@@ -213,7 +213,7 @@ Model = Annotated[str, typer.Option("--model", help="the model file, relative to
 def _report(stage: str, result: dict) -> None:
     typer.echo(f"{stage}: {json.dumps(result)}")
 
-# %% ../notebooks/library/dvc_pipeline.ipynb #3c918791
+# %% ../notebooks/library/dvc_pipeline.ipynb #39b3a846
 @app.command()
 def prepare(root: Root = Path(".")):
     "Validate data/housing.csv and split it into data/prepared/{train,val,test}.csv."
