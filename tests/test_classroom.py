@@ -29,7 +29,6 @@ from mlops_course.classroom.labs import (
     partial_submission,
     stub_answers,
 )
-from mlops_course.classroom.sandbox import sandbox_support
 from mlops_course.classroom.runner import (
     RunnerError,
     collect_notebooks,
@@ -37,6 +36,7 @@ from mlops_course.classroom.runner import (
     run_notebook,
     write_reports,
 )
+from mlops_course.classroom.sandbox import sandbox_support
 
 C, M = nbformat.v4.new_code_cell, nbformat.v4.new_markdown_cell
 UNSAFE = bool(sandbox_support())  # the grader's own logic is tested with or without a sandbox; the sandbox in test_grading_sandbox
