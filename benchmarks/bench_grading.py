@@ -81,7 +81,7 @@ def main() -> None:
     if why := sandbox_support():
         sys.exit(f"no sandbox on this machine: {why}")
     load = os.getloadavg()[0]
-    rows = [("bare sandbox: `python -c pass` (best of %d)" % a.repeat, best(bare_sandbox, a.repeat)),
+    rows = [(f"bare sandbox: `python -c pass` (best of {a.repeat})", best(bare_sandbox, a.repeat)),
             ("kernel until it answers, sandboxed", best(lambda: kernel_ready(False), a.repeat)),
             ("kernel until it answers, no sandbox", best(lambda: kernel_ready(True), a.repeat))]
     sol = ROOT / "solutions" / f"{a.lab}.ipynb"
