@@ -46,8 +46,9 @@ lock:  ## re-resolve requirements/lock.txt from pyproject.toml (needs the packag
 	  --python-platform x86_64-unknown-linux-gnu --upgrade -o $(LOCK)
 
 # --- learner -----------------------------------------------------------------------------------
+# The course's .venv/bin first on PATH: JupyterLab's terminals and kernels find `mlops-course`, `dvc` ...
 lab: install  ## open JupyterLab on 127.0.0.1 at the course start page
-	$(BIN)/jupyter lab --ip=127.0.0.1 --port=$(PORT) --ServerApp.root_dir=$(CURDIR) \
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/jupyter lab --ip=127.0.0.1 --port=$(PORT) --ServerApp.root_dir=$(CURDIR) \
 	  $(if $(filter 0,$(shell id -u)),--allow-root,) notebooks/index.ipynb
 
 course: install  ## execute every lesson with papermill (progress, summary, report in workspace/reports)
@@ -74,8 +75,10 @@ export: install  ## notebooks/ -> mlops_course/ (nbdev) and clean notebook metad
 labs: install  ## solutions/ -> labs/ (never edit labs by hand)
 	$(BIN)/mlops-course labs build
 
-grade: install  ## grade a class: make grade LAB=03 SUBMISSIONS=submissions/
-	$(BIN)/mlops-course grade --lab $(LAB) $(SUBMISSIONS) --out grades.csv
+# SOLUTIONS: the instructor's private copy of solutions/ (a graded class never uses the public one).
+grade: install  ## grade a class, sandboxed: make grade LAB=03 SUBMISSIONS=submissions/ SOLUTIONS=~/private-solutions
+	$(BIN)/mlops-course grade --lab $(LAB) $(SUBMISSIONS) --out grades.csv -n $(JOBS) \
+	  $(if $(SOLUTIONS),--solutions $(SOLUTIONS),)
 
 bench: install  ## run the benchmarks and append to benchmarks/RESULTS.md
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b; done
