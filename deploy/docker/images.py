@@ -127,10 +127,11 @@ def context_tar(dockerfile: str, out, extra: dict[str, Path] | None = None) -> s
         files = {f: p for f, p in files.items() if not f.startswith(dest + "/")}
         files |= {f"{dest}/{p.relative_to(src).as_posix()}": p for p in sorted(Path(src).rglob("*")) if p.is_file()}
     digest = hashlib.sha256()
-    with tarfile.open(fileobj=out, mode="w") as tar:
+    # GNU format: Docker recognises a tar on stdin by its first 512-byte header, which a PAX record would spoil
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as tar:
         for rel in sorted(files):
             info = tar.gettarinfo(files[rel], arcname=rel)
-            info.uid = info.gid = 0; info.uname = info.gname = ""; info.mtime = 0
+            info.uid = info.gid = 0; info.uname = info.gname = ""; info.mtime = int(info.mtime)
             with open(files[rel], "rb") as fh:
                 tar.addfile(info, fh)
             digest.update(rel.encode() + b"\0" + files[rel].read_bytes())
