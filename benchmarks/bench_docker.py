@@ -49,7 +49,8 @@ def main() -> int:
     from mlops_course.containers import docker_available
     status = docker_available()
     if not status:
-        sys.exit(f"no Docker engine: {status.reason} (as root: deploy/docker/engine.sh start)")
+        print(f"bench_docker: skipped, no Docker engine: {status.reason} (as root: deploy/docker/engine.sh start)")
+        return 0
     images.clean()
     t0 = time.perf_counter()
     bases = images.build_args()
