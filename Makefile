@@ -122,3 +122,9 @@ test: check-sync lint unit site-check solutions nbdev-test  ## everything CI run
 
 clean:  ## remove the workspace, caches and executed copies (keeps .venv)
 	rm -rf workspace .pytest_cache .ruff_cache build
+
+# --- docker (deploy/docker) ---------------------------------------------------------------------------
+# Needs a Docker engine; as root without one: `deploy/docker/engine.sh start` and the DOCKER_HOST it prints.
+.PHONY: images
+images: install  ## build the training, serving and course images (a model trained in between)
+	$(BIN)/python deploy/docker/images.py build
