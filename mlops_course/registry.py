@@ -83,7 +83,7 @@ def load_model(
 def serve_model(
     uri: str | None = None,  # a model URI; default: models:/housing@champion
     port: int | None = None,  # None: a free port
-    timeout: float = 180,  # seconds to wait for /ping (start-up imports MLflow and loads the model)
+    timeout: float = 300,  # seconds to wait for /ping (start-up imports MLflow and loads the model)
 ) -> Service:
     "Start `mlflow models serve` for `uri` (env-manager local) via the service handle; ready on `/ping`."
     cmd = mlflow_command("models", "serve", "-m", uri or model_uri("champion"), "--env-manager", "local")
