@@ -10,7 +10,8 @@ import logging
 from datetime import datetime
 
 from .pipeline import month_dir, month_key
-from .registry import MODEL_NAME, aliases, promote, promotion_gate, register_run_model, set_alias
+from .promotion import promote, promotion_gate
+from .registry import MODEL_NAME, aliases, register_run_model, set_alias
 from .tracking import connect, log_sklearn_model
 
 EXPERIMENT = "housing-pipeline"  # the MLflow experiment of the orchestrated pipeline
