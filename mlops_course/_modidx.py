@@ -370,6 +370,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                    'mlops_course/dvc_pipeline.py'),
                                            'mlops_course.dvc_pipeline._yaml_load': ( 'library/dvc_pipeline.html#_yaml_load',
                                                                                      'mlops_course/dvc_pipeline.py'),
+                                           'mlops_course.dvc_pipeline.declared_model': ( 'library/dvc_pipeline.html#declared_model',
+                                                                                         'mlops_course/dvc_pipeline.py'),
                                            'mlops_course.dvc_pipeline.evaluate': ( 'library/dvc_pipeline.html#evaluate',
                                                                                    'mlops_course/dvc_pipeline.py'),
                                            'mlops_course.dvc_pipeline.load_model': ( 'library/dvc_pipeline.html#load_model',
