@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -151,12 +152,14 @@ def tiny_batch(tmp_path_factory):
     sentinel.write_text("untouched")
     expected = tiny_submissions(subs, out, sentinel, solution)
     before = fingerprint(ROOT / "solutions", ROOT / "labs", ROOT / "mlops_course", solution.parent, subs)
+    spaces = set(Path(tempfile.gettempdir()).glob("mlops-grade-*"))
     t0 = time.monotonic()
     grades = grade_folder(solution, subs, out / "grades.csv", workers=2, timeout=8, budget=120, limits=LIMITS)
     seconds = time.monotonic() - t0
     csv_after_batch = (out / "grades.csv").read_text()
     time.sleep(6)  # longer than the escaping process waits before it writes
     return {"grades": {g["learner"]: g for g in grades}, "expected": expected, "seconds": seconds, "out": out,
+            "spaces_left": set(Path(tempfile.gettempdir()).glob("mlops-grade-*")) - spaces,
             "csv": csv_after_batch, "sentinel": sentinel, "changed": before != fingerprint(
                 ROOT / "solutions", ROOT / "labs", ROOT / "mlops_course", solution.parent, subs)}
 
@@ -169,6 +172,7 @@ def test_tiny_batch_scores(tiny_batch):
 
 def test_tiny_batch_leaves_nothing_behind(tiny_batch):
     assert leftovers() == []
+    assert tiny_batch["spaces_left"] == set(), "the grader left its private folders behind"
     assert not tiny_batch["changed"], "a submission changed the checkout, the solutions or the submissions"
     assert tiny_batch["sentinel"].read_text() == "untouched"
     assert (tiny_batch["out"] / "grades.csv").read_text() == tiny_batch["csv"], "grades.csv changed after the batch"
