@@ -163,8 +163,9 @@ def train_model(out: Path, n: int = 3000) -> dict:
     from mlops_course.containers import run_container
     out.mkdir(parents=True, exist_ok=True)
     out.chmod(0o777)  # the container's user (uid 10001) writes into the mounted folder
+    threads = {k: os.environ[k] for k in ("OMP_NUM_THREADS",) if os.environ.get(k)}  # as the tests run
     line = run_container(IMAGES["train"][1], ["train", "--out", "/workspace/models/housing", "--n", str(n)],
-                         volumes={out: "/workspace"}).splitlines()[-1]
+                         volumes={out: "/workspace"}, env=threads).splitlines()[-1]
     return json.loads(line)
 
 
