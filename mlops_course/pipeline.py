@@ -177,5 +177,6 @@ def run_pipeline(month,  # the month to process
 # %% ../notebooks/library/pipeline.ipynb #ae669daf
 # The Airflow helpers of week 07, importable from here as well (`from mlops_course.pipeline import run_dag`).
 from mlops_course.airflow_local import (  # noqa: E402,F401
-    DagImportError, default_dags_folder, format_import_errors, get_dag, load_dags, plot_dag, run_dag, setup_airflow,
+    DagImportError, airflow_env, default_dags_folder, format_import_errors, get_dag, load_dags, plot_dag, run_dag,
+    setup_airflow,
 )
