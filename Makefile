@@ -57,8 +57,9 @@ lock-universal:  ## requirements/lock-universal.txt: the pins of the lock, with 
 	  -c $(LOCK) -o requirements/lock-universal.txt
 
 # --- learner -----------------------------------------------------------------------------------
+# The course's .venv/bin first on PATH: JupyterLab's terminals and kernels find `mlops-course`, `dvc` ...
 lab: install  ## open JupyterLab on 127.0.0.1 at the course start page
-	$(BIN)/jupyter lab --ip=127.0.0.1 --port=$(PORT) --ServerApp.root_dir=$(CURDIR) \
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/jupyter lab --ip=127.0.0.1 --port=$(PORT) --ServerApp.root_dir=$(CURDIR) \
 	  $(if $(filter 0,$(shell id -u)),--allow-root,) notebooks/index.ipynb
 
 course: install  ## execute every lesson with papermill (progress, summary, report in workspace/reports)
@@ -89,8 +90,10 @@ export: install  ## notebooks/ -> mlops_course/ (nbdev) and clean notebook metad
 labs: install  ## solutions/ -> labs/ (never edit labs by hand)
 	$(BIN)/mlops-course labs build
 
-grade: install  ## grade a class: make grade LAB=03 SUBMISSIONS=submissions/
-	$(BIN)/mlops-course grade --lab $(LAB) $(SUBMISSIONS) --out grades.csv
+# SOLUTIONS: the instructor's private copy of solutions/ (a graded class never uses the public one).
+grade: install  ## grade a class, sandboxed: make grade LAB=03 SUBMISSIONS=submissions/ SOLUTIONS=~/private-solutions
+	$(BIN)/mlops-course grade --lab $(LAB) $(SUBMISSIONS) --out grades.csv -n $(JOBS) \
+	  $(if $(SOLUTIONS),--solutions $(SOLUTIONS),)
 
 bench: install  ## run the benchmarks and append to benchmarks/RESULTS.md
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b; done
@@ -134,3 +137,9 @@ test: check-sync lint unit site-check solutions nbdev-test  ## everything CI run
 
 clean:  ## remove the workspace, caches and executed copies (keeps .venv)
 	rm -rf workspace .pytest_cache .ruff_cache build
+
+# --- docker (deploy/docker) ---------------------------------------------------------------------------
+# Needs a Docker engine; as root without one: `deploy/docker/engine.sh start` and the DOCKER_HOST it prints.
+.PHONY: images
+images: install  ## build the training, serving and course images (a model trained in between)
+	$(BIN)/python deploy/docker/images.py build
