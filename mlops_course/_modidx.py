@@ -733,6 +733,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                    'mlops_course/versioning.py'),
                                          'mlops_course.versioning._fix_for': ( 'library/versioning.html#_fix_for',
                                                                                'mlops_course/versioning.py'),
+                                         'mlops_course.versioning._user_name': ( 'library/versioning.html#_user_name',
+                                                                                 'mlops_course/versioning.py'),
                                          'mlops_course.versioning.checkout': ( 'library/versioning.html#checkout',
                                                                                'mlops_course/versioning.py'),
                                          'mlops_course.versioning.clear_cache': ( 'library/versioning.html#clear_cache',
