@@ -12,7 +12,8 @@ from datetime import datetime
 
 from .months import month_key
 from .pipeline import month_dir
-from .registry import MODEL_NAME, aliases, promote, promotion_gate, register_run_model, set_alias
+from .promotion import promote, promotion_gate
+from .registry import MODEL_NAME, aliases, register_run_model, set_alias
 from .tracking import connect, log_sklearn_model
 
 EXPERIMENT = "housing-pipeline"  # the MLflow experiment of the orchestrated pipeline
