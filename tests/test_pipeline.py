@@ -191,7 +191,7 @@ print("RESULT" + json.dumps(out))
 '''
 
 
-def _run_dag_script(workspace, dags_folder, *extra, timeout=300):
+def _run_dag_script(workspace, dags_folder, *extra, timeout=900):
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     env["MLOPS_COURSE_WORKSPACE"] = str(workspace)
     r = subprocess.run([sys.executable, "-c", DAG_SCRIPT, str(dags_folder), *extra], env=env, capture_output=True,
