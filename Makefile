@@ -17,8 +17,8 @@ PORT   ?= 8888
 JOBS   ?= 2
 export MLOPS_COURSE_FAST_TIMEOUT ?= 600
 
-.PHONY: help install lab course test check-sync lint unit notebooks solutions nbdev-test export clean-nbs labs \
-        grade bench lock doctor clean
+.PHONY: help install lab course site site-check test check-sync lint unit notebooks solutions nbdev-test export \
+        clean-nbs labs grade bench lock doctor clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -46,12 +46,23 @@ lock:  ## re-resolve requirements/lock.txt from pyproject.toml (needs the packag
 	  --python-platform x86_64-unknown-linux-gnu --upgrade -o $(LOCK)
 
 # --- learner -----------------------------------------------------------------------------------
+# The course's .venv/bin first on PATH: JupyterLab's terminals and kernels find `mlops-course`, `dvc` ...
 lab: install  ## open JupyterLab on 127.0.0.1 at the course start page
-	$(BIN)/jupyter lab --ip=127.0.0.1 --port=$(PORT) --ServerApp.root_dir=$(CURDIR) \
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/jupyter lab --ip=127.0.0.1 --port=$(PORT) --ServerApp.root_dir=$(CURDIR) \
 	  $(if $(filter 0,$(shell id -u)),--allow-root,) notebooks/index.ipynb
 
 course: install  ## execute every lesson with papermill (progress, summary, report in workspace/reports)
 	$(BIN)/mlops-course run notebooks -n $(JOBS) $(if $(FAST),-p FAST true,)
+
+# The website shows what the notebooks computed: execute lessons and module notebooks with the course
+# runner (FAST=1 for the CI-sized run), then stage and build every page (mkdocs.yml: theme and plugins).
+EXECUTED := workspace/executed
+site: install  ## execute every lesson and module notebook, then build the course website (build/website/site)
+	$(BIN)/mlops-course run notebooks -n $(JOBS) -o $(EXECUTED) $(if $(FAST),-p FAST true,)
+	$(BIN)/mlops-course run notebooks/library -n $(JOBS) -o $(EXECUTED)/library $(if $(FAST),-p FAST true,)
+	$(BIN)/python -c 'from pathlib import Path; from mlops_course.classroom.site import build_site; \
+	  b = build_site(Path("."), Path("$(EXECUTED)")); \
+	  print(f"{b.site}/index.html: {b.pages} pages, {b.figures} figures, built in {b.seconds} s")'
 
 doctor: install  ## what is installed and what is missing (docker, kubectl, prometheus, terraform ...)
 	$(BIN)/mlops-course doctor
@@ -64,8 +75,10 @@ export: install  ## notebooks/ -> mlops_course/ (nbdev) and clean notebook metad
 labs: install  ## solutions/ -> labs/ (never edit labs by hand)
 	$(BIN)/mlops-course labs build
 
-grade: install  ## grade a class: make grade LAB=03 SUBMISSIONS=submissions/
-	$(BIN)/mlops-course grade --lab $(LAB) $(SUBMISSIONS) --out grades.csv
+# SOLUTIONS: the instructor's private copy of solutions/ (a graded class never uses the public one).
+grade: install  ## grade a class, sandboxed: make grade LAB=03 SUBMISSIONS=submissions/ SOLUTIONS=~/private-solutions
+	$(BIN)/mlops-course grade --lab $(LAB) $(SUBMISSIONS) --out grades.csv -n $(JOBS) \
+	  $(if $(SOLUTIONS),--solutions $(SOLUTIONS),)
 
 bench: install  ## run the benchmarks and append to benchmarks/RESULTS.md
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b; done
@@ -86,7 +99,12 @@ lint: install
 	$(BIN)/ruff check .
 
 unit: install  ## unit, data, API and deploy-file tests, notebooks in FAST mode, grading invariants
-	$(BIN)/pytest -n $(JOBS) --dist loadgroup --durations=20 tests
+	$(BIN)/pytest -n $(JOBS) --dist loadgroup --durations=20 --ignore=tests/test_site.py tests
+
+# After `unit`, which wrote the FAST executions to workspace/executed: the website built from them and read
+# page by page in headless Chromium (console errors, every figure decoded, internal links, search).
+site-check: install  ## build the website from the executed notebooks and check every page in Chromium
+	$(BIN)/pytest -p no:cacheprovider --durations=5 tests/test_site.py
 
 solutions: install  ## nbval: every solution reproduces its committed outputs
 	$(BIN)/pytest -n $(JOBS) --dist loadfile -p no:cacheprovider --nbval --nbval-current-env \
@@ -97,9 +115,9 @@ nbdev-test: install
 
 # Two cores shared by pytest workers and kernels: one BLAS/OpenMP thread each avoids oversubscription
 # (HistGradientBoosting slows down several-fold when its threads compete with another worker's).
-unit solutions nbdev-test: export OMP_NUM_THREADS=1
+unit site site-check solutions nbdev-test: export OMP_NUM_THREADS=1
 
-test: check-sync lint unit solutions nbdev-test  ## everything CI runs
+test: check-sync lint unit site-check solutions nbdev-test  ## everything CI runs (in this order)
 	@echo "make test: all green"
 
 clean:  ## remove the workspace, caches and executed copies (keeps .venv)

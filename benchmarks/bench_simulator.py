@@ -28,9 +28,9 @@ CASES = [  # (label, expression timed, target in seconds or None)
 ]
 PROBE = """
 import json, time
-from mlops_course import data
-data._PACKAGED.clear()
-from mlops_course.data import HousingMarket
+from mlops_course import simulator
+simulator._PACKAGED.clear()
+from mlops_course.simulator import HousingMarket
 t = time.perf_counter()
 df = {expr}
 print(json.dumps({{"s": time.perf_counter() - t, "rows": len(df)}}))

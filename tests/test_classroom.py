@@ -36,8 +36,10 @@ from mlops_course.classroom.runner import (
     run_notebook,
     write_reports,
 )
+from mlops_course.classroom.sandbox import sandbox_support
 
 C, M = nbformat.v4.new_code_cell, nbformat.v4.new_markdown_cell
+UNSAFE = bool(sandbox_support())  # the grader's own logic is tested with or without a sandbox; the sandbox in test_grading_sandbox
 
 
 def notebook(*cells) -> nbformat.NotebookNode:
@@ -55,12 +57,14 @@ def write(nb, path: Path) -> Path:
 SOLUTION = notebook(
     M("# Lab 05 — demo"),
     C("def double(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION"),
-    C("# CHECK double_works points=2\nassert double(4) == 8, 'double(4) should be 8'"),
+    C("# CHECK double_works points=2 uses=got\ngot = double(4)\n# CLEAN\nassert got == 8, 'double(4) should be 8'"),
     C("import os\nfrom pathlib import Path\nout = Path(os.environ['MLOPS_COURSE_WORKSPACE']) / 'answer.txt'\n"
       "### BEGIN SOLUTION\nout.write_text(str(double(21)))\n### END SOLUTION"),
-    C("# CHECK answer_file points=3\nassert out.exists() and out.read_text() == '42', 'write double(21) to answer.txt'"),
+    C("# CHECK answer_file points=3\nimport os\nfrom pathlib import Path\n"
+      "out = Path(os.environ['MLOPS_COURSE_WORKSPACE']) / 'answer.txt'\n"
+      "assert out.exists() and out.read_text() == '42', 'write double(21) to answer.txt'"),
     C("### BEGIN SOLUTION\nsquares = [i * i for i in range(5)]\n### END SOLUTION"),
-    C("# CHECK squares points=5\nassert squares == [0, 1, 4, 9, 16], f'squares is {squares!r}'"),
+    C("# CHECK squares points=5 uses=squares\nassert squares == [0, 1, 4, 9, 16], f'squares is {squares!r}'"),
 )
 CHECKS = lab_checks(SOLUTION)
 
@@ -157,7 +161,7 @@ def test_grade_folder_full_zero_partial_cheat_hostile(tmp_path, monkeypatch):
     (subs / "bob.ipynb").write_text(lab_json(SOLUTION))                          # untouched lab
     (subs / "carol.ipynb").write_text(json.dumps(partial_submission(SOLUTION)))   # partial
     cheat = nbformat.from_dict(json.loads(lab_json(SOLUTION)))                   # adds its own CHECK cells
-    cheat.cells += [C("# CHECK squares points=5\nsquares = [0, 1, 4, 9, 16]"), C("# CHECK double_works points=2\npass")]
+    cheat.cells += [C("# CHECK double_works points=2\ndouble = lambda x: 8"), C("# CHECK squares points=5\npass")]
     write(cheat, subs / "dave.ipynb")
     hostile = nbformat.from_dict(json.loads(json.dumps(SOLUTION)))
     hostile.cells.insert(1, C("import os, shutil\nfor f in os.listdir('.'):\n    shutil.rmtree(f, ignore_errors=True) "
@@ -167,19 +171,20 @@ def test_grade_folder_full_zero_partial_cheat_hostile(tmp_path, monkeypatch):
     write(SOLUTION, tmp_path / "solutions" / "lab05_demo.ipynb")
 
     grades = grade_folder(tmp_path / "solutions" / "lab05_demo.ipynb", subs, tmp_path / "out" / "grades.csv",
-                          workers=2, timeout=60)
+                          workers=2, timeout=60, unsafe=UNSAFE)
     total = {g["learner"]: g["total"] for g in grades}
-    assert total["alice"] == 10 and total["bob"] == 0 and total["dave"] == 0 and total["zed"] == 0
+    assert total["alice"] == 10 and total["bob"] == 0 and total["zed"] == 0
+    assert total["dave"] == 2                # its look-alike CHECK cells are ordinary cells: they run (double(4) == 8)
     assert 0 < total["carol"] < 10
     assert total["mallory"] == 10            # emptying its own working directory harms nobody
     assert (tmp_path / "precious.txt").read_text() == "do not delete"
 
     rows = list(csv.DictReader((tmp_path / "out" / "grades.csv").open()))
-    assert list(rows[0]) == ["learner", "double_works", "answer_file", "squares", "total", "max"]
+    assert list(rows[0]) == ["learner", "double_works", "answer_file", "squares", "total", "max", "sandboxed"]
     assert {r["learner"]: (r["squares"], r["total"], r["max"]) for r in rows}["carol"] == ("0", "5", "10")
     fb = json.loads((tmp_path / "out" / "feedback" / "carol.json").read_text())
     squares = next(c for c in fb["checks"] if c["name"] == "squares")
-    assert not squares["passed"] and squares["reason"].startswith("NameError")
+    assert not squares["passed"] and "`squares` is not defined" in squares["reason"]
     md = (tmp_path / "out" / "feedback" / "bob.md").read_text()
     assert "**Score: 0 / 10**" in md and "NotImplementedError" in md
     assert "not a readable notebook" in json.loads((tmp_path / "out" / "feedback" / "zed.json").read_text())["notes"][0]
@@ -193,10 +198,10 @@ def test_hung_cells_time_out_and_grading_goes_on(tmp_path):
                          C("class _S(list):\n    def __eq__(self, other):\n        while True:\n            pass\n"
                            "squares = _S()")),                                             # the check hangs
                 tmp_path / "loopy.ipynb")
-    g = grade_notebook(sub, CHECKS, timeout=3)
+    g = grade_notebook(sub, CHECKS, timeout=3, unsafe=UNSAFE)
     by = {c.name: c for c in g.checks}
     assert by["double_works"].passed and by["answer_file"].passed
-    assert by["squares"].points == 0 and by["squares"].reason == "timed out after 3 s"
+    assert by["squares"].points == 0 and by["squares"].reason.startswith("`squares`")   # a learner class stays behind
     assert any(n.startswith("cell 1: timed out") for n in g.notes)
 
 
@@ -210,11 +215,11 @@ def test_kernel_death_scores_zero_for_what_it_breaks(tmp_path):
                            "out.write_text('42')"),
                          C("class _S(list):\n    def __eq__(self, other):\n        os._exit(3)\nsquares = _S()")),
                 tmp_path / "crashy.ipynb")
-    g = grade_notebook(sub, CHECKS, timeout=20)
+    g = grade_notebook(sub, CHECKS, timeout=20, unsafe=UNSAFE)
     by = {c.name: c for c in g.checks}
     assert by["double_works"].passed and by["answer_file"].passed         # replayed without the fatal cell
-    assert by["squares"].points == 0 and by["squares"].reason.startswith("kernel died")
-    assert any(n.startswith("cell 1: kernel died") for n in g.notes)
+    assert by["squares"].points == 0 and by["squares"].reason.startswith("`squares`")
+    assert any(n.startswith("cell 1: the kernel died") for n in g.notes)
     left = [p for p in psutil.process_iter(["cmdline"]) if " ".join(p.info["cmdline"] or []) == marker]
     assert left == [], "the grader must kill the processes a submission started"
 
@@ -290,10 +295,12 @@ def test_labs_build_and_check_commands(course, capsys):
     assert code == 0 and "up to date" in out
 
 
-def test_check_command_prints_points_and_exits_0(course, capsys):
+def test_check_command_prints_points_and_exits_1_unless_full_marks(course, capsys):
     invoke(capsys, "labs", "build")
     code, out, _ = invoke(capsys, "check", str(course / "labs" / "lab05_demo.ipynb"))
-    assert code == 0 and "0 / 10 points" in out and "NotImplementedError" in out
+    assert code == 1 and "0 / 10 points" in out and "NotImplementedError" in out
+    code, out, _ = invoke(capsys, "check", str(course / "solutions" / "lab05_demo.ipynb"))
+    assert code == 0 and "10 / 10 points" in out
 
 
 def test_installed_command_reports_bad_arguments_in_one_line(tmp_path):
@@ -307,7 +314,7 @@ def test_installed_command_reports_bad_arguments_in_one_line(tmp_path):
 def test_doctor_lists_tools_and_exits_0(capsys):
     code, out, _ = invoke(capsys, "doctor")
     assert code == 0
-    for name in ("python", "git", "dvc", "docker", "kubectl", "promtool", "terraform", "hadolint", "mlflow"):
+    for name in ("python", "git", "dvc", "docker", "kubectl", "promtool", "terraform", "hadolint", "mlflow", "bubblewrap"):
         assert name in out
 
 

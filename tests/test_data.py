@@ -254,3 +254,36 @@ def test_importing_and_sampling_stay_light():
             "print(sorted(m for m in ('sklearn', 'scipy', 'pandera', 'matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+@pytest.mark.parametrize("scenario", [s for s in SCENARIOS if s != "none"])
+def test_documented_month_is_the_first_detectable_one(market, sim, scenario):
+    "`detectable_from` is the *first* month a 2,000-row batch of the course seed is detectable, not any later one."
+    spec = SCENARIOS[scenario]
+    before = spec["detectable_from"] - 1
+    p = _pvalues(sim, market.batch(before, scenario))
+    for col in spec["columns"]:
+        key = "total_bedrooms missing" if scenario == "missing_spike" else col
+        assert p[key] >= 0.01, f"{scenario}: {key} already detectable at month {before} (p = {p[key]:.4f})"
+
+
+def test_imports_flow_one_way():
+    "schema -> validate, simulator -> data: the validator and the simulator never import the loader (no cycle)."
+    import subprocess
+    import sys
+    code = ("import sys, mlops_course.validate, mlops_course.simulator; "
+            "print(' '.join(sorted(m for m in sys.modules if m.startswith('mlops_course.'))))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert "mlops_course.data" not in loaded, loaded
+    assert "mlops_course.schema" in loaded
+
+
+def test_every_error_of_the_data_stage_is_a_course_error():
+    from mlops_course import data, eda, features, simulator, train, validate
+    from mlops_course.errors import CourseError
+    errors = [data.DataSourceError, validate.DataValidationError, simulator.SimulatorError, eda.SQLError,
+              eda.MissingColumnError, features.FeatureError, train.ModelError]
+    assert all(issubclass(e, CourseError) for e in errors)
+    assert issubclass(validate.DataValidationError, ValueError) and issubclass(data.DataSourceError, RuntimeError)
+    with pytest.raises(CourseError, match="unknown scenario"):
+        HousingMarket(seed=1).batch(1, "earthquake")

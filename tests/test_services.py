@@ -12,6 +12,7 @@ import time
 import psutil
 import pytest
 
+from mlops_course.errors import CourseError
 from mlops_course.services import (
     Service,
     ServiceError,
@@ -19,6 +20,7 @@ from mlops_course.services import (
     http_ok,
     port_in_use,
     start_service,
+    wait_until,
 )
 
 HTTP = [sys.executable, "-m", "http.server", "{port}", "--bind", "{host}"]
@@ -48,6 +50,32 @@ def test_free_port_is_free():
     assert 1024 < p < 65536
     assert not port_in_use(p)
     assert not http_ok(f"http://127.0.0.1:{p}/", timeout=0.5)
+
+
+def test_wait_until_answers_yes_no_or_one_error():
+    t0 = time.monotonic()
+    assert wait_until(lambda: time.monotonic() - t0 > 0.2, timeout=10, interval=0.02) is True
+    t0 = time.monotonic()
+    assert wait_until(lambda: False, timeout=0.3, interval=0.05) is False
+    assert 0.3 <= time.monotonic() - t0 < 5
+    with pytest.raises(ServiceError, match="gave up waiting for the file to appear after 0.1 s") as e:
+        wait_until(lambda: False, 0.1, what="the file to appear")
+    assert isinstance(e.value, CourseError)
+
+
+def test_wait_until_checks_at_least_once_and_lets_check_abort():
+    assert wait_until(lambda: True, timeout=0) is True
+    calls = []
+
+    def check():
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyError("gave up")
+        return False
+
+    with pytest.raises(KeyError):
+        wait_until(check, timeout=30, interval=0.01)
+    assert len(calls) == 3
 
 
 def test_start_ready_stop(workspace):

@@ -3,25 +3,32 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
 
 import pytest
 
 from mlops_course import tracking
+from mlops_course.config import get_settings
 from mlops_course.data import FEATURES, HousingMarket
+from mlops_course.errors import CourseError
 from mlops_course.features import split_data
 from mlops_course.services import free_port, http_ok
+from mlops_course.sweep import best_run, run_sweep, sweep_runs
 from mlops_course.tracking import (
     ENV_VAR,
     TrackingServerDown,
-    best_run,
+    UntrustedModelError,
     connect,
+    mlflow_command,
+    model_requirements,
     plot_sweep,
-    run_sweep,
+    server_up,
     start_tracking_server,
-    sweep_runs,
+    tracking_server_command,
     tracking_uri,
     train_and_log,
+    trusted_types,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("mlflow")]
@@ -62,7 +69,41 @@ def test_no_server_no_uri(monkeypatch):
 
 def test_environment_variable_wins(monkeypatch):
     monkeypatch.setenv(ENV_VAR, "http://tracking.example:5000")
-    assert tracking_uri() == "http://tracking.example:5000"
+    get_settings.cache_clear()  # settings are read once per process
+    try:
+        assert tracking_uri() == "http://tracking.example:5000"
+    finally:
+        monkeypatch.delenv(ENV_VAR)
+        get_settings.cache_clear()
+
+
+def test_one_mlflow_command_for_every_server(tmp_path):
+    cmd = tracking_server_command(tmp_path)
+    assert cmd[:4] == [sys.executable, "-m", "mlflow", "server"]
+    assert cmd[-6:] == mlflow_command()[-6:] == ["--host", "{host}", "--port", "{port}", "--workers", "1"]
+    assert f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}" in cmd
+
+
+def test_server_up_and_errors_are_course_errors():
+    assert server_up("sqlite:///x.db") and not server_up(f"http://127.0.0.1:{free_port()}")
+    assert issubclass(TrackingServerDown, CourseError) and issubclass(TrackingServerDown, ConnectionError)
+    assert issubclass(UntrustedModelError, CourseError) and issubclass(UntrustedModelError, ValueError)
+
+
+def test_requirements_are_exact_pins():
+    from packaging.requirements import Requirement
+
+    reqs = [Requirement(r) for r in model_requirements()]
+    assert {r.name for r in reqs} == {"mlflow", "scikit-learn", "skops", "pandas", "numpy"}
+    assert all(len(r.specifier) == 1 and next(iter(r.specifier)).operator == "==" for r in reqs)
+
+
+def test_untrusted_types_are_refused():
+    class Foreign:
+        pass
+
+    with pytest.raises(UntrustedModelError, match="review them before trusting them"):
+        trusted_types({"x": Foreign()})
 
 
 def test_server_down_is_one_clear_message():

@@ -3,14 +3,14 @@ end-to-end run of the real git + DVC tools (track, repro, skip, diff, time trave
 import json
 import re
 import shutil
+from pathlib import Path
 
 import pytest
 
 from mlops_course import versioning as V
+from mlops_course.errors import CourseError
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
-
-
 
 
 # --- runners and their errors ------------------------------------------------------------------------
@@ -66,7 +66,7 @@ def test_pipeline_stages_chain_through_their_files():
     assert list(st) == ["prepare", "train", "evaluate"]
     assert st["prepare"]["deps"] == [V.DATA_FILE] and st["prepare"]["outs"] == ["data/prepared"]
     assert st["train"]["deps"][0].startswith("data/prepared/") and "train" in st["train"]["params"]
-    assert "models/model.pkl" in st["evaluate"]["deps"]
+    assert V.MODEL_FILE in st["evaluate"]["deps"] and st["train"]["outs"] == [V.MODEL_FILE]
     assert all(s["cmd"].startswith("python -m mlops_course.versioning ") for s in st.values())
 
 
@@ -77,7 +77,7 @@ def test_pipeline_stages_chain_through_their_files():
     ({"train": {"cmd": "x", "outs": "m.pkl"}}, "'outs' must be a list"),
 ])
 def test_write_pipeline_rejects_bad_stages(tmp_path, stages, message):
-    with pytest.raises(ValueError, match=re.escape(message)):
+    with pytest.raises(V.PipelineSpecError, match=re.escape(message)):
         V.write_pipeline(tmp_path, stages)
     assert not (tmp_path / "dvc.yaml").exists()
 
@@ -97,8 +97,47 @@ def test_stage_commands_in_process(tmp_path):
 
 
 def test_stage_without_params_says_what_to_do(tmp_path):
-    with pytest.raises(FileNotFoundError, match="write_params"):
+    with pytest.raises(V.PipelineSpecError, match="write_params"):
         V.stage_train(tmp_path)
+    assert issubclass(V.PipelineSpecError, CourseError) and issubclass(V.VersioningError, CourseError)
+
+
+def test_models_are_saved_with_skops_and_loaded_with_trusted_types_only(tmp_path):
+    import skops.io as sio
+    V.write_data_version(tmp_path, month=0, n=300)
+    V.write_params(tmp_path, {**V.PARAMS, "train": {"model": "ridge", "params": {}}})
+    V.stage_prepare(tmp_path)
+    V.stage_train(tmp_path)
+    model = V.load_model(tmp_path / V.MODEL_FILE)
+    assert type(model).__name__ == "Pipeline"
+    sio.dump({"f": Path}, tmp_path / "odd.skops")  # a type outside scikit-learn/NumPy/SciPy/the course
+    with pytest.raises(V.PipelineSpecError, match="outside scikit-learn"):
+        V.load_model(tmp_path / "odd.skops")
+
+
+def test_the_stage_command_line_is_typer(tmp_path):
+    from typer.testing import CliRunner
+    V.write_data_version(tmp_path, month=0, n=300)
+    V.write_params(tmp_path, {**V.PARAMS, "train": {"model": "ridge", "params": {}}})
+    for stage in ("prepare", "train", "evaluate"):
+        r = CliRunner().invoke(V.app, [stage, "--root", str(tmp_path)])
+        assert r.exit_code == 0 and r.output.startswith(f"{stage}: "), r.output
+    assert CliRunner().invoke(V.app, ["fit"]).exit_code == 2
+
+
+def test_rerun_reads_what_the_lock_recorded():
+    lock = {"prepare": {"deps": {"data/housing.csv": "a"}, "params": {"seed": 42, "prepare.test_size": 0.2},
+                        "outs": {"data/prepared": "b.dir"}},
+            "train": {"deps": {"data/prepared/train.csv": "c"}, "params": {"seed": 42, "train.params.alpha": 1.0},
+                      "outs": {"models/model.skops": "d"}},
+            "evaluate": {"deps": {"models/model.skops": "d", "data/prepared/test.csv": "e"}, "params": {},
+                         "outs": {"metrics.json": "f"}}}
+    assert V.rerun(lock, params=["train"]) == ["train", "evaluate"]
+    assert V.rerun(lock, params=["train.params.alpha"]) == ["train", "evaluate"]
+    assert V.rerun(lock, params=["seed"]) == ["prepare", "train", "evaluate"]
+    assert V.rerun(lock, files=["data"]) == ["prepare", "train", "evaluate"]
+    assert V.rerun(lock, files=["models/model.skops"]) == ["evaluate"]
+    assert V.rerun(lock, params=["prepare.val_size"]) == []
 
 
 def test_data_versions_are_deterministic_and_differ(tmp_path):
@@ -131,8 +170,17 @@ def test_dvc_project_end_to_end(workspace):
     V.commit(p, "v1", *files, tag="v1")
     assert sorted(V.lock_outs(p, "v1")) == ["evaluate", "prepare", "train"]
 
+    explicit = V.pipeline_stages()  # DVC's explicit-file form of the same params: the same pipeline, the same lock
+    explicit["train"]["params"] = [{"params.yaml": ["seed", "train"]}]
+    V.write_pipeline(p, explicit)
+    assert V.repro(p) == {"prepare": "skipped", "train": "skipped", "evaluate": "skipped"}
+    assert V.lock_stages(p) == V.lock_stages(p, "v1")
+    V.git(p, "checkout", "--", "dvc.yaml")
+
     V.write_params(p, {**V.PARAMS, "train": {"model": "ridge", "params": {"alpha": 10.0}}})
-    assert V.repro(p) == {"prepare": "skipped", "train": "ran", "evaluate": "ran"}
+    ran = V.repro(p)
+    assert ran == {"prepare": "skipped", "train": "ran", "evaluate": "ran"}
+    assert V.stages_rerun(p, params=["train.params.alpha"], rev="v1") == [s for s, r in ran.items() if r == "ran"]
     V.commit(p, "v2", *files, tag="v2")
     pd_ = V.params_diff(p, "v1", "v2").set_index("param")
     assert pd_.loc["train.params.alpha", ["old", "new"]].tolist() == [1.0, 10.0]
@@ -155,7 +203,7 @@ def test_dvc_project_end_to_end(workspace):
 
     V.dvc(p, "push", "--all-tags")
     V.clear_cache(p)
-    assert not (p / V.DATA_FILE).exists() and not (p / "models/model.pkl").exists()
+    assert not (p / V.DATA_FILE).exists() and not (p / V.MODEL_FILE).exists()
     assert (p / "metrics.json").exists(), "git-tracked metrics stay"
     V.dvc(p, "pull")
     assert V.file_md5(p / V.DATA_FILE) == v1_md5 and V.status(p) == {}
@@ -163,3 +211,20 @@ def test_dvc_project_end_to_end(workspace):
     again = V.init_project()  # reset: a fresh project, the remote emptied
     assert V.git(again, "log", "--format=%s") == "Initialize DVC with a local remote"
     assert not any(f.is_file() for f in (workspace / "dvc-remote").rglob("*")), "the reset empties the remote"
+
+
+@pytest.mark.slow
+def test_the_stages_write_the_model_their_dvc_yaml_declares(workspace):
+    "Another spelling of the same pipeline (explicit params file, another model file name) runs, skips and locks alike."
+    p = V.init_project()
+    V.write_data_version(p, month=0, n=600)
+    V.track(p, V.DATA_FILE, message="month 0")
+    V.write_params(p, {**V.PARAMS, "train": {"model": "ridge", "params": {}}})
+    stages = V.pipeline_stages(model_file="models/model.pkl")
+    stages["train"]["params"] = [{"params.yaml": ["seed", "train"]}]
+    V.write_pipeline(p, stages)
+    assert V.repro(p) == {"prepare": "ran", "train": "ran", "evaluate": "ran"}
+    assert V.repro(p) == {"prepare": "skipped", "train": "skipped", "evaluate": "skipped"}
+    assert "models/model.pkl" in V.lock_outs(p)["train"] and not (p / V.MODEL_FILE).exists()
+    assert type(V.load_model(p / "models/model.pkl")).__name__ == "Pipeline"  # skops, whatever the name
+    assert V.stages_rerun(p, params=["train.params.alpha"]) == ["train", "evaluate"]

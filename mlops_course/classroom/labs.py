@@ -11,27 +11,34 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import CourseError
+
 # %% auto #0
-__all__ = ['BEGIN', 'END', 'STUB', 'LabError', 'Check', 'source_of', 'is_check_cell', 'parse_check_header', 'stub_answers',
-           'lab_checks', 'make_lab', 'lab_json', 'lab_text', 'partial_submission', 'solution_paths', 'LabsStatus',
-           'build_labs', 'check_labs']
+__all__ = ['BEGIN', 'END', 'STUB', 'CLEAN', 'LabError', 'Check', 'source_of', 'is_check_cell', 'parse_check_header',
+           'stub_answers', 'lab_checks', 'make_lab', 'lab_json', 'lab_text', 'partial_submission', 'solution_paths',
+           'LabsStatus', 'build_labs', 'check_labs']
 
 # %% ../../notebooks/classroom/01_labs.ipynb #84e6bbec
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")
+CLEAN = "# CLEAN"  # in a check: the lines above it run in the learner's kernel, the lines below in a clean one
 _CHECK_LIKE = re.compile(r"^\s*#\s*CHECK\b")
-_CHECK = re.compile(r"^# CHECK (?P<name>[a-z][a-z0-9_]*) points=(?P<points>\d+)\s*$")
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+_CHECK = re.compile(rf"^# CHECK (?P<name>[a-z][a-z0-9_]*) points=(?P<points>\d+)(?: uses=(?P<uses>{_NAME}(?:,{_NAME})*))?\s*$")
 
-class LabError(ValueError):
+class LabError(CourseError, ValueError):
     "A solution notebook whose markers the lab builder cannot understand."
 
 @dataclass(frozen=True)
 class Check:
     "A hidden check: a cell of a solution that the grader runs after the submission."
-    name: str    # snake_case, unique in its notebook
-    points: int  # points earned when the cell raises nothing
-    source: str  # the cell's code, header included
-    cell: int    # index of the cell in the solution
+    name: str                 # snake_case, unique in its notebook
+    points: int               # points earned when the cell raises nothing
+    source: str               # the cell's code, header included
+    cell: int                 # index of the cell in the solution
+    uses: tuple[str, ...] = ()  # learner values the check reads, exported from the learner's kernel
+    probe: str = ""           # code above `# CLEAN`: runs in the learner's kernel, makes values to export
+    clean: str = ""           # the check itself: runs in a fresh kernel that never ran learner code
 
 # %% ../../notebooks/classroom/01_labs.ipynb #47e8930e
 def source_of(cell) -> str:
@@ -45,15 +52,15 @@ def is_check_cell(cell) -> bool:
 
 def parse_check_header(line: str,       # the first line of a code cell
                        where: str = "",  # "notebook, cell N" for error messages
-                       ) -> tuple[str, int] | None:
-    "`(name, points)` of a `# CHECK <name> points=<n>` line, None for other lines, `LabError` if malformed."
+                       ) -> tuple[str, int, tuple[str, ...]] | None:
+    "`(name, points, uses)` of a `# CHECK <name> points=<n> [uses=a,b]` line, None for other lines, `LabError` if malformed."
     if not _CHECK_LIKE.match(line):
         return None
     m = _CHECK.match(line.strip())
     if not m:
         raise LabError(f"{where}: malformed check header {line.strip()!r}; "
-                       "write '# CHECK <snake_case_name> points=<integer>'")
-    return m["name"], int(m["points"])
+                       "write '# CHECK <snake_case_name> points=<integer> [uses=name,name]'")
+    return m["name"], int(m["points"]), tuple(m["uses"].split(",")) if m["uses"] else ()
 
 # %% ../../notebooks/classroom/01_labs.ipynb #1d859132
 def stub_answers(source: str,      # code of one cell
@@ -79,6 +86,15 @@ def stub_answers(source: str,      # code of one cell
     return "\n".join(out)
 
 # %% ../../notebooks/classroom/01_labs.ipynb #9c432a74
+def _split_check(source: str) -> tuple[str, str]:
+    "(probe, clean) parts of a check's body: the lines above and below a `# CLEAN` line (no line: all clean)."
+    body = source.split("\n", 1)[1] if "\n" in source else ""
+    lines = body.split("\n")
+    at = [i for i, s in enumerate(lines) if s.strip() == CLEAN]
+    if not at:
+        return "", body
+    return "\n".join(lines[:at[0]]), "\n".join(lines[at[0] + 1:])
+
 def lab_checks(nb,                   # a solution notebook (a dict, e.g. an nbformat node)
                name: str = "notebook",  # its file name, for error messages
                ) -> list[Check]:
@@ -88,11 +104,12 @@ def lab_checks(nb,                   # a solution notebook (a dict, e.g. an nbfo
         if not is_check_cell(cell):
             continue
         where = f"{name}, cell {i}"
-        cname, points = parse_check_header(source_of(cell).split("\n", 1)[0], where)
+        cname, points, uses = parse_check_header(source_of(cell).split("\n", 1)[0], where)
         if cname in seen:
             raise LabError(f"{where}: duplicate check name {cname!r} (first used in cell {seen[cname]})")
         seen[cname] = i
-        checks.append(Check(cname, points, source_of(cell), i))
+        probe, clean = _split_check(source_of(cell))
+        checks.append(Check(cname, points, source_of(cell), i, uses, probe, clean))
     return checks
 
 # %% ../../notebooks/classroom/01_labs.ipynb #b87015b3

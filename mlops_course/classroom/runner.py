@@ -22,6 +22,8 @@ from pathlib import Path
 
 import psutil
 
+from ..errors import CourseError
+
 # %% auto #0
 __all__ = ['RUN_ID_VAR', 'marked_processes', 'reap', 'RunnerError', 'parse_parameters', 'NotebookResult', 'run_notebook',
            'collect_notebooks', 'run_notebooks', 'summary_table', 'write_reports']
@@ -72,7 +74,7 @@ def reap(run_id: str,          # the run whose processes must go
     return described
 
 # %% ../../notebooks/classroom/02_runner.ipynb #769270c5
-class RunnerError(ValueError):
+class RunnerError(CourseError, ValueError):
     "Bad input to the runner (a missing path, a file that is not a notebook, an unreadable value)."
 
 def parse_parameters(pairs: Iterable[tuple[str, str]],  # (name, value) pairs as typed on the command line
