@@ -142,4 +142,5 @@ clean:  ## remove the workspace, caches and executed copies (keeps .venv)
 # Needs a Docker engine; as root without one: `deploy/docker/engine.sh start` and the DOCKER_HOST it prints.
 .PHONY: images
 images: install  ## build the training, serving and course images (a model trained in between)
+	MLOPS_COURSE_DOCKER_IMAGES=$${MLOPS_COURSE_DOCKER_IMAGES:-train,serve,course} \
 	$(BIN)/python deploy/docker/images.py build

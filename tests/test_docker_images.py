@@ -59,7 +59,12 @@ def images(docker_engine, repo_root):
     "deploy/docker/images.py; `images.built(name)` builds an image once per session. Removed afterwards."
     mod = _images_module(repo_root)
     records: dict[str, dict] = {}
-    mod.built = lambda name: records.get(name) or records.setdefault(name, mod.ensure(name))
+    def built(name: str) -> dict:
+        if name not in mod.selected():
+            pytest.skip(f"the {name} image is not built in this run: MLOPS_COURSE_DOCKER_IMAGES="
+                        f"{','.join(mod.selected())} (add {name} to build it)")
+        return records.get(name) or records.setdefault(name, mod.ensure(name))
+    mod.built = built
     yield mod
     if os.environ.get("MLOPS_COURSE_DOCKER_KEEP") != "1": mod.clean()
 

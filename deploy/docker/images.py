@@ -1,10 +1,12 @@
 """Build, run and clean the course's three images against a real Docker engine, also offline.
 
-    python deploy/docker/images.py build     # train image -> a model -> serving image; the course image
+    python deploy/docker/images.py build     # train image -> a model -> serving image (and the course image)
     python deploy/docker/images.py clean     # remove what `build` made (the bases stay for the next run)
 
 The images: deploy/docker/Dockerfile.train, deploy/docker/Dockerfile.serve (serving the model the
-training image has just written) and the root Dockerfile (JupyterLab, Binder, Codespaces).
+training image has just written) and the root Dockerfile (JupyterLab, Binder, Codespaces). `build` makes
+the images named in MLOPS_COURSE_DOCKER_IMAGES (default `train,serve`; the course image, a 2 GB
+environment, takes several times longer to build: `MLOPS_COURSE_DOCKER_IMAGES=train,serve,course`).
 
 Built the way `docker build` builds them, with three differences that only matter on machines that
 reach a package index but no image registry and no BuildKit:
@@ -180,10 +182,18 @@ def ensure(name: str, args: dict[str, str] | None = None) -> dict:
     return build("serve", extra={MODEL_IN_CONTEXT: workdir / "models" / "housing"}, args=args)
 
 
+def selected() -> list[str]:
+    "The images to build: MLOPS_COURSE_DOCKER_IMAGES (comma-separated names), default train and serve."
+    names = [n.strip() for n in os.environ.get("MLOPS_COURSE_DOCKER_IMAGES", "train,serve").split(",") if n.strip()]
+    unknown = sorted(set(names) - set(IMAGES))
+    if unknown: raise SystemExit(f"MLOPS_COURSE_DOCKER_IMAGES names unknown images {unknown}: choose from {sorted(IMAGES)}")
+    return names
+
+
 def build_all() -> list[dict]:
-    "Train image, a model trained by it, the serving image of that model, the course image."
+    "The selected images (`selected`): train image, a model trained by it, its serving image, the course image."
     args = build_args()
-    return [ensure(name, args) for name in IMAGES]
+    return [ensure(name, args) for name in selected()]
 
 
 def clean() -> None:
