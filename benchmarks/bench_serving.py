@@ -106,7 +106,9 @@ def main() -> None:
     args = ap.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (Debian: apt-get install wrk)")
-    os.environ.setdefault("MLOPS_COURSE_WORKSPACE", tempfile.mkdtemp(prefix="bench-serving-ws-"))
+    ws = Path(tempfile.mkdtemp(prefix="bench-serving-ws-"))
+    os.environ["MLOPS_COURSE_WORKSPACE"] = str(ws)
+    os.environ["MLOPS_COURSE_TRACKING_URI"] = f"sqlite:///{ws}/mlflow.db"  # serve_model wants one; a folder needs none
     import numpy as np
 
     from mlops_course.serve_runtime import frame

@@ -4,11 +4,12 @@
 
 # %% auto #0
 __all__ = ['Model', 'Settings', 'ServeSettings', 'get_serve_settings', 'ModelState', 'lifespan', 'get_runtime', 'require_json',
-           'NumpyJSON', 'internal_error', 'BodyLimit', 'feature_schema', 'add_routes', 'create_app', 'api_command',
-           'start_api', 'run_api']
+           'NumpyJSON', 'internal_error', 'invalid_request', 'BodyLimit', 'feature_schema', 'add_routes', 'create_app',
+           'api_command', 'start_api', 'run_api']
 
-# %% ../notebooks/library/serve.ipynb #f1807888
+# %% ../notebooks/library/serve.ipynb #ed51eba6
 import logging
+import math
 import sys
 import threading
 import uuid
@@ -17,6 +18,7 @@ from functools import lru_cache
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -27,7 +29,7 @@ from .serve_runtime import ModelLoadError, Runtime, load_runtime
 from .serve_schema import Batch, BatchPrediction, District, Prediction
 from .services import Service, start_service
 
-# %% ../notebooks/library/serve.ipynb #e30cc760
+# %% ../notebooks/library/serve.ipynb #59a4b848
 class ServeSettings(BaseSettings):
     "The API's knobs; each can be set by an `MLOPS_COURSE_SERVE_<FIELD>` variable."
     model_config = SettingsConfigDict(env_prefix="MLOPS_COURSE_SERVE_", extra="ignore")
@@ -42,7 +44,7 @@ def get_serve_settings() -> ServeSettings:
     "The API's settings, read from the environment once."
     return ServeSettings()
 
-# %% ../notebooks/library/serve.ipynb #05b0957d
+# %% ../notebooks/library/serve.ipynb #40e2bc38
 class ModelState:
     "The model of a running API: loading, loaded (a `Runtime`) or failed (the error's one line)."
 
@@ -61,7 +63,7 @@ class ModelState:
         finally:
             self.loaded.set()
 
-# %% ../notebooks/library/serve.ipynb #92f19a34
+# %% ../notebooks/library/serve.ipynb #1b7fbf6a
 def _settings_of(app: FastAPI) -> ServeSettings:
     "The settings the app's routes see (an override set by `create_app` or a test wins)."
     return app.dependency_overrides.get(get_serve_settings, get_serve_settings)()
@@ -74,7 +76,7 @@ async def lifespan(app: FastAPI):
     threading.Thread(target=app.state.model.load, args=(_settings_of(app),), daemon=True).start()
     yield
 
-# %% ../notebooks/library/serve.ipynb #adf83223
+# %% ../notebooks/library/serve.ipynb #a38fcf13
 def get_runtime(request: Request) -> Runtime:
     "The loaded model's runtime (a dependency); 503 while it is loading or if it failed to load."
     state: ModelState = request.app.state.model
@@ -86,14 +88,14 @@ def get_runtime(request: Request) -> Runtime:
 Model = Annotated[Runtime, Depends(get_runtime)]
 Settings = Annotated[ServeSettings, Depends(get_serve_settings)]
 
-# %% ../notebooks/library/serve.ipynb #512b2f6b
+# %% ../notebooks/library/serve.ipynb #cce97167
 def require_json(request: Request) -> None:
     "415 unless the request says its body is JSON (a dependency of the predict routes)."
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind != "application/json":
         raise HTTPException(415, detail=f"send the body as JSON with Content-Type: application/json (got {kind!r})")
 
-# %% ../notebooks/library/serve.ipynb #215b28d0
+# %% ../notebooks/library/serve.ipynb #a697a697
 class NumpyJSON(JSONResponse):
     "A JSON response encoded by orjson, NumPy arrays included (no Python list of floats in between)."
     media_type = "application/json"
@@ -103,7 +105,7 @@ class NumpyJSON(JSONResponse):
 
         return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
 
-# %% ../notebooks/library/serve.ipynb #253a8616
+# %% ../notebooks/library/serve.ipynb #a64dc76f
 def _request_id(request: Request) -> str:
     "The request's id: the client's X-Request-ID if it sent one, else a new one."
     return request.headers.get("x-request-id") or uuid.uuid4().hex
@@ -116,7 +118,25 @@ async def internal_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": "internal error; quote this request id when reporting it", "request_id": rid},
                         status_code=500, headers={"X-Request-ID": rid})
 
-# %% ../notebooks/library/serve.ipynb #18afb74f
+# %% ../notebooks/library/serve.ipynb #03552e28
+def _json_safe(value):
+    "`value` with every NaN or infinity replaced by its name: JSON has no such numbers."
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    "A 422 listing what is wrong (field, rule, the value sent), even when the value was NaN or infinity."
+    from fastapi.encoders import jsonable_encoder
+
+    return JSONResponse({"detail": _json_safe(jsonable_encoder(exc.errors()))}, status_code=422)
+
+# %% ../notebooks/library/serve.ipynb #62bcc408
 class BodyLimit:
     "ASGI middleware: a request body larger than `max_bytes` gets 413 before anything parses it."
 
@@ -154,14 +174,14 @@ class BodyLimit:
 class _TooLarge(Exception):
     "Raised inside `BodyLimit` when a streamed body passes the limit."
 
-# %% ../notebooks/library/serve.ipynb #36e0037d
+# %% ../notebooks/library/serve.ipynb #8e3ccdc0
 def feature_schema() -> list[dict]:
     "The nine features as /model describes them: name, type, unit, range, nullability, categories."
     keys = ("dtype", "unit", "ge", "gt", "le", "integer", "nullable", "categories")
     return [{"name": n, **{k: getattr(SPECS[n], k) for k in keys if getattr(SPECS[n], k) not in (None, False)}}
             for n in FEATURES]
 
-# %% ../notebooks/library/serve.ipynb #0e3d2003
+# %% ../notebooks/library/serve.ipynb #b902d698
 def add_routes(app: FastAPI) -> None:
     "The housing API's routes: predict one district or a batch, liveness, readiness, the model's description."
 
@@ -196,7 +216,7 @@ def add_routes(app: FastAPI) -> None:
         values = model.predict([row.model_dump() for row in batch.rows])
         return NumpyJSON({"predictions": values, "model_version": model.info.version})
 
-# %% ../notebooks/library/serve.ipynb #5578fd48
+# %% ../notebooks/library/serve.ipynb #3053bc21
 def create_app(
     settings: ServeSettings | None = None,  # default: from the environment (`get_serve_settings`)
 ) -> FastAPI:
@@ -206,11 +226,12 @@ def create_app(
     if settings is not None:
         app.dependency_overrides[get_serve_settings] = lambda: settings
     app.add_middleware(BodyLimit, max_bytes=_settings_of(app).max_body_bytes)
+    app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(Exception, internal_error)
     add_routes(app)
     return app
 
-# %% ../notebooks/library/serve.ipynb #eb022d2d
+# %% ../notebooks/library/serve.ipynb #d2d647d0
 def api_command(
     workers: int = 1,  # uvicorn worker processes
 ) -> list[str]:
@@ -218,7 +239,7 @@ def api_command(
     return [sys.executable, "-m", "uvicorn", "mlops_course.serve:create_app", "--factory", "--host", "{host}",
             "--port", "{port}", "--workers", str(workers), "--no-access-log", "--log-level", "warning"]
 
-# %% ../notebooks/library/serve.ipynb #d0feae8d
+# %% ../notebooks/library/serve.ipynb #9c2bb835
 def _ready_or_failed(svc: Service) -> bool:
     "Readiness of the API: True once /ready answers 200; a model that failed to load raises its one line."
     import json
@@ -237,7 +258,7 @@ def _ready_or_failed(svc: Service) -> bool:
     except OSError:
         return False
 
-# %% ../notebooks/library/serve.ipynb #ffaf8465
+# %% ../notebooks/library/serve.ipynb #2f846191
 def start_api(
     model: str,  # a model URI (models:/housing@champion, runs:/...) or a folder written by save_model
     runtime: str = "sklearn",  # a key of serve_runtime.RUNTIMES
@@ -264,7 +285,7 @@ def start_api(
     except ModelLoadError as e:
         raise ModelLoadError(str(e)) from None  # one line: the server has been stopped
 
-# %% ../notebooks/library/serve.ipynb #efe3cbf9
+# %% ../notebooks/library/serve.ipynb #488594f9
 def run_api(
     model: str | None = None,  # a model URI or folder (default: the MLOPS_COURSE_SERVE_MODEL setting)
     runtime: str | None = None,  # default: the MLOPS_COURSE_SERVE_RUNTIME setting
