@@ -17,7 +17,7 @@ PORT   ?= 8888
 JOBS   ?= 2
 export MLOPS_COURSE_FAST_TIMEOUT ?= 600
 
-.PHONY: help install lab course site site-check test check-sync lint unit notebooks solutions nbdev-test export \
+.PHONY: help install lab course site site-check lock-universal test check-sync lint unit notebooks solutions nbdev-test export \
         clean-nbs labs grade bench lock doctor clean
 
 help:  ## list the targets
@@ -32,10 +32,14 @@ $(BIN)/uv: | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
 # Reinstalls only when the lock or the project metadata changed.
-$(STAMP): $(LOCK) pyproject.toml | $(BIN)/uv
+$(STAMP): $(LOCK) pyproject.toml jupyterlab/overrides.json | $(BIN)/uv
 	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -r $(LOCK)
 	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode --no-deps -e .
+	$(LAB_SETTINGS)
 	@touch $@
+
+# JupyterLab's settings for the course (no news prompt, nothing fetched): see jupyterlab/README.md
+LAB_SETTINGS = install -D -m 644 jupyterlab/overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
 
 # No kernelspec is registered: JupyterLab started from .venv offers that venv as its own "Python 3 (ipykernel)",
 # so every clone runs its own code and a second clone cannot overwrite the first one's kernel.
@@ -44,6 +48,13 @@ install: $(STAMP)  ## create .venv from the lock (idempotent) and install the pa
 lock:  ## re-resolve requirements/lock.txt from pyproject.toml (needs the package index)
 	$(BIN)/uv pip compile pyproject.toml --all-extras --python-version 3.11 \
 	  --python-platform x86_64-unknown-linux-gnu --upgrade -o $(LOCK)
+	$(MAKE) lock-universal
+
+# environment.yml (conda on any OS) installs the same pins with environment markers. Re-run after every
+# change of the lock (tests/test_conda_env.py fails when the two disagree).
+lock-universal:  ## requirements/lock-universal.txt: the pins of the lock, with markers for every platform
+	$(BIN)/uv pip compile pyproject.toml --all-extras --universal --python-version 3.11 \
+	  -c $(LOCK) -o requirements/lock-universal.txt
 
 # --- learner -----------------------------------------------------------------------------------
 # The course's .venv/bin first on PATH: JupyterLab's terminals and kernels find `mlops-course`, `dvc` ...
@@ -68,8 +79,12 @@ doctor: install  ## what is installed and what is missing (docker, kubectl, prom
 	$(BIN)/mlops-course doctor
 
 # --- maintainer ----------------------------------------------------------------------------------
-export: install  ## notebooks/ -> mlops_course/ (nbdev) and clean notebook metadata
+# nbdev-clean renames the kernel to `python3`; JupyterLab would write "Python 3 (ipykernel)" back on open and
+# mark the notebook modified: restore JupyterLab's metadata right after cleaning (mlops_course.classroom.nbmeta).
+RESTORE_META := $(BIN)/python -c 'from mlops_course.classroom.nbmeta import restore_notebooks; restore_notebooks()'
+export: install  ## notebooks/ -> mlops_course/ (nbdev) and clean notebook metadata (as JupyterLab keeps it)
 	$(BIN)/nbdev-clean
+	$(RESTORE_META)
 	$(BIN)/nbdev-export
 
 labs: install  ## solutions/ -> labs/ (never edit labs by hand)
@@ -88,7 +103,7 @@ bench: install  ## run the benchmarks and append to benchmarks/RESULTS.md
 # change the tree, and the labs must equal the stripped solutions.
 check-sync: install
 	@before=$$( (git status --porcelain --untracked-files=all; git diff) | sha256sum); \
-	$(BIN)/nbdev-clean; $(BIN)/nbdev-export; \
+	$(BIN)/nbdev-clean; $(RESTORE_META); $(BIN)/nbdev-export; \
 	after=$$( (git status --porcelain --untracked-files=all; git diff) | sha256sum); \
 	if [ "$$before" != "$$after" ]; then \
 	  echo "nbdev-clean/nbdev-export changed the tree: run 'make export' and commit the result:"; \

@@ -5,9 +5,9 @@
 # %% auto #0
 __all__ = ['DATA_FILE', 'MODEL_FILE', 'PARAMS', 'STAGES', 'STAGE_KEYS', 'app', 'Root', 'Model', 'PipelineSpecError',
            'stage_prepare', 'load_model', 'stage_train', 'stage_evaluate', 'write_params', 'pipeline_stages',
-           'write_pipeline', 'parse_lock', 'rerun', 'prepare', 'train', 'evaluate']
+           'write_pipeline', 'parse_lock', 'rerun', 'declared_model', 'prepare', 'train', 'evaluate']
 
-# %% ../notebooks/library/dvc_pipeline.ipynb #a838c1a1
+# %% ../notebooks/library/dvc_pipeline.ipynb #0b1142b9
 import json
 from pathlib import Path
 from typing import Annotated
@@ -16,18 +16,18 @@ import typer
 
 from .errors import CourseError
 
-# %% ../notebooks/library/dvc_pipeline.ipynb #baf8d509
+# %% ../notebooks/library/dvc_pipeline.ipynb #d8d79530
 DATA_FILE = "data/housing.csv"  # the raw table inside a project
 MODEL_FILE = "models/model.skops"  # where `train` writes the model (skops: a model file that cannot run code)
 PARAMS = {"seed": 42,  # seed of the split and the model
           "prepare": {"test_size": 0.2, "val_size": 0.2},
           "train": {"model": "hgb", "params": {"max_iter": 100, "learning_rate": 0.1}}}
 
-# %% ../notebooks/library/dvc_pipeline.ipynb #c6151551
+# %% ../notebooks/library/dvc_pipeline.ipynb #6533e66f
 class PipelineSpecError(CourseError, ValueError):
     "A stage spec, params.yaml or an input of a stage is not what the pipeline needs; the message says what to fix."
 
-# %% ../notebooks/library/dvc_pipeline.ipynb #89e02664
+# %% ../notebooks/library/dvc_pipeline.ipynb #fde66dbe
 def _yaml_load(text: str):
     import yaml
     return yaml.safe_load(text)
@@ -38,7 +38,7 @@ def _params(root: Path) -> dict:
     if not p.exists(): raise PipelineSpecError(f"no params.yaml in {root}: write it with write_params()")
     return _yaml_load(p.read_text()) or {}
 
-# %% ../notebooks/library/dvc_pipeline.ipynb #643d52f1
+# %% ../notebooks/library/dvc_pipeline.ipynb #8808c00d
 def stage_prepare(root: str | Path = ".",  # the project folder (DVC runs the stage there)
                   ) -> dict:
     "Stage `prepare`: validate `data/housing.csv`, split it (seeded) into data/prepared/{train,val,test}.csv."
@@ -52,7 +52,7 @@ def stage_prepare(root: str | Path = ".",  # the project folder (DVC runs the st
     for name, part in splits._asdict().items(): part.to_csv(out / f"{name}.csv", index=False, float_format="%.6g")
     return {name: len(part) for name, part in splits._asdict().items()}
 
-# %% ../notebooks/library/dvc_pipeline.ipynb #71fdeab2
+# %% ../notebooks/library/dvc_pipeline.ipynb #a9dfdfd7
 _TRUSTED_ROOTS = ("sklearn", "numpy", "scipy", "mlops_course", "builtins")  # modules a course model is made of
 
 def load_model(path: str | Path,  # a model file written by `stage_train`
@@ -66,7 +66,7 @@ def load_model(path: str | Path,  # a model file written by `stage_train`
     if odd: raise PipelineSpecError(f"{path.name} contains types outside scikit-learn/NumPy/SciPy/mlops_course: {odd}")
     return sio.load(path, trusted=types)
 
-# %% ../notebooks/library/dvc_pipeline.ipynb #0d05b1e7
+# %% ../notebooks/library/dvc_pipeline.ipynb #28490bdd
 def stage_train(root: str | Path = ".",  # the project folder
                 model_file: str = MODEL_FILE,  # where to write the model, relative to the project
                 ) -> dict:
@@ -84,7 +84,7 @@ def stage_train(root: str | Path = ".",  # the project folder
     sio.dump(model, out)
     return {"model": t.get("model", "hgb"), "file": model_file}
 
-# %% ../notebooks/library/dvc_pipeline.ipynb #9526c404
+# %% ../notebooks/library/dvc_pipeline.ipynb #89eac716
 def stage_evaluate(root: str | Path = ".",  # the project folder
                    model_file: str = MODEL_FILE,  # the model `train` wrote, relative to the project
                    ) -> dict:
@@ -104,7 +104,7 @@ def stage_evaluate(root: str | Path = ".",  # the project folder
     pd.DataFrame({"actual": y.to_numpy(), "predicted": pred.round(0)}).to_csv(root / "plots" / "predictions.csv", index=False)
     return m
 
-# %% ../notebooks/library/dvc_pipeline.ipynb #7a45c177
+# %% ../notebooks/library/dvc_pipeline.ipynb #a60eaba4
 STAGES = {"prepare": stage_prepare, "train": stage_train, "evaluate": stage_evaluate}
 STAGE_KEYS = {"cmd", "deps", "params", "outs", "metrics", "plots", "desc", "wdir", "always_changed", "frozen", "meta"}
 
@@ -117,25 +117,24 @@ def write_params(project: str | Path,  # the project folder
     out.write_text(yaml.safe_dump(PARAMS if params is None else params, sort_keys=False))
     return out
 
-# %% ../notebooks/library/dvc_pipeline.ipynb #b0069113
+# %% ../notebooks/library/dvc_pipeline.ipynb #7b87bf32
 def pipeline_stages(module: str = "mlops_course.versioning",  # module whose command line runs the stages
                     model_file: str = MODEL_FILE,  # the model file `train` writes and `evaluate` reads
                     ) -> dict:
     "The housing pipeline prepare → train → evaluate as a `dvc.yaml` `stages:` mapping."
     py = f"python -m {module}"
-    model_opt = "" if model_file == MODEL_FILE else f" --model {model_file}"
     return {
         "prepare": {"cmd": f"{py} prepare", "deps": [DATA_FILE], "params": ["seed", "prepare"],
                     "outs": ["data/prepared"]},
-        "train": {"cmd": f"{py} train{model_opt}", "deps": ["data/prepared/train.csv"], "params": ["seed", "train"],
+        "train": {"cmd": f"{py} train", "deps": ["data/prepared/train.csv"], "params": ["seed", "train"],
                   "outs": [model_file]},
-        "evaluate": {"cmd": f"{py} evaluate{model_opt}", "deps": [model_file, "data/prepared/test.csv"],
+        "evaluate": {"cmd": f"{py} evaluate", "deps": [model_file, "data/prepared/test.csv"],
                      "metrics": [{"metrics.json": {"cache": False}}],
                      "plots": [{"plots/predictions.csv": {"cache": False, "x": "actual", "y": "predicted",
                                                           "template": "scatter"}}]},
     }
 
-# %% ../notebooks/library/dvc_pipeline.ipynb #8873519d
+# %% ../notebooks/library/dvc_pipeline.ipynb #f068b1d0
 def _check_stage(name: str, st) -> None:
     "Raise `PipelineSpecError` for what DVC would reject (or silently ignore) in one stage."
     if not isinstance(st, dict) or not isinstance(st.get("cmd"), str) or not st["cmd"].strip():
@@ -158,7 +157,7 @@ def write_pipeline(project: str | Path,  # the project folder
     out.write_text(yaml.safe_dump({"stages": stages}, sort_keys=False))
     return out
 
-# %% ../notebooks/library/dvc_pipeline.ipynb #f16411ba
+# %% ../notebooks/library/dvc_pipeline.ipynb #0d5bc80f
 def _flat(d: dict, prefix: str = "") -> dict:
     "Nested params as {dotted key: value}."
     out = {}
@@ -180,7 +179,7 @@ def parse_lock(text: str,  # the content of a dvc.lock
                    "params": params(st), "outs": {o["path"]: o.get("md5", "") for o in st.get("outs") or []}}
             for name, st in ((_yaml_load(text) or {}).get("stages") or {}).items()}
 
-# %% ../notebooks/library/dvc_pipeline.ipynb #4d69be43
+# %% ../notebooks/library/dvc_pipeline.ipynb #caf3179f
 def _touches(a: str, b: str) -> bool:
     "Is one path the other, or inside it?"
     a, b = a.strip("/"), b.strip("/")
@@ -203,28 +202,42 @@ def rerun(locked: dict[str, dict],  # stages as `parse_lock` returns them
                 out.append(name); dirty += list(st["outs"]); grew = True
     return [n for n in locked if n in out]
 
-# %% ../notebooks/library/dvc_pipeline.ipynb #0c41af0c
+# %% ../notebooks/library/dvc_pipeline.ipynb #8070b949
+def declared_model(root: str | Path = ".",  # the project folder
+                   default: str = MODEL_FILE,  # used when no stage of dvc.yaml runs this command
+                   ) -> str:
+    "The model file of the stage DVC is running (`$DVC_STAGE`): `train`'s out, or `evaluate`'s dep outside data/."
+    import os
+    stage, spec = os.environ.get("DVC_STAGE"), Path(root) / "dvc.yaml"
+    if not stage or not spec.is_file(): return default
+    st = ((_yaml_load(spec.read_text()) or {}).get("stages") or {}).get(stage.split(":")[-1]) or {}
+    paths = [next(iter(p)) if isinstance(p, dict) else p for p in st.get("outs" if "outs" in st else "deps", [])]
+    models = [p for p in paths if not str(p).startswith(("data/", "plots/")) and not str(p).endswith(".json")]
+    return str(models[0]) if models else default
+
+# %% ../notebooks/library/dvc_pipeline.ipynb #ea82cf74
 app = typer.Typer(name="python -m mlops_course.versioning", add_completion=False, no_args_is_help=True,
                   pretty_exceptions_enable=False,  # a stage's error ends as a plain Python traceback DVC shows
                   help="The stages of the housing pipeline, as `dvc repro` runs them (in the project folder).")
 Root = Annotated[Path, typer.Option(help="the project folder (default: the current folder, as DVC runs it)")]
-Model = Annotated[str, typer.Option("--model", help="the model file, relative to the project")]
+Model = Annotated[str | None, typer.Option("--model", help="the model file, relative to the project "
+                                           "(default: what the running dvc.yaml stage declares, else models/model.skops)")]
 
 def _report(stage: str, result: dict) -> None:
     typer.echo(f"{stage}: {json.dumps(result)}")
 
-# %% ../notebooks/library/dvc_pipeline.ipynb #39b3a846
+# %% ../notebooks/library/dvc_pipeline.ipynb #87cfef54
 @app.command()
 def prepare(root: Root = Path(".")):
     "Validate data/housing.csv and split it into data/prepared/{train,val,test}.csv."
     _report("prepare", stage_prepare(root))
 
 @app.command()
-def train(root: Root = Path("."), model: Model = MODEL_FILE):
+def train(root: Root = Path("."), model: Model = None):
     "Fit the model named in params.yaml on data/prepared/train.csv and save it with skops."
-    _report("train", stage_train(root, model))
+    _report("train", stage_train(root, model or declared_model(root)))
 
 @app.command()
-def evaluate(root: Root = Path("."), model: Model = MODEL_FILE):
+def evaluate(root: Root = Path("."), model: Model = None):
     "Write test metrics to metrics.json and predicted vs actual to plots/predictions.csv."
-    _report("evaluate", stage_evaluate(root, model))
+    _report("evaluate", stage_evaluate(root, model or declared_model(root)))

@@ -49,7 +49,7 @@ _CURRENT: dict[str, Service] = {}  # the tracking server started by this process
 def start_tracking_server(
     port: int | None = None,  # None: a free port
     workspace: Path | None = None,  # default: the workspace of the settings
-    timeout: float = 120,  # seconds to wait for /health (a cold start can be slow)
+    timeout: float = 300,  # seconds to wait for /health (a first start creates the database: slow on a busy laptop)
 ) -> Service:
     "Start `mlflow server` on the workspace stores and wait for `/health`; `tracking_uri()` then points at it."
     ws = Path(workspace or get_settings().workspace)

@@ -5,9 +5,11 @@
 # %% auto #0
 __all__ = ['VersioningError', 'tool_path', 'run', 'git', 'dvc', 'init_project', 'write_data_version', 'file_md5', 'commit',
            'recorded_md5', 'track', 'repro', 'status', 'lock_stages', 'lock_outs', 'stages_rerun', 'metrics_diff',
-           'params_diff', 'checkout', 'clear_cache']
+           'params_diff', 'checkout', 'clear_cache', 'DATA_FILE', 'MODEL_FILE', 'PARAMS', 'STAGE_KEYS', 'STAGES',
+           'PipelineSpecError', 'app', 'load_model', 'parse_lock', 'pipeline_stages', 'rerun', 'stage_evaluate',
+           'stage_prepare', 'stage_train', 'write_params', 'write_pipeline']
 
-# %% ../notebooks/library/versioning.ipynb #4411ee07
+# %% ../notebooks/library/versioning.ipynb #7ffad9f7
 import hashlib
 import json
 import os
@@ -26,7 +28,12 @@ from .services import course_path
 
 if TYPE_CHECKING: import pandas as pd
 
-# %% ../notebooks/library/versioning.ipynb #bd796eb0
+# %% ../notebooks/library/versioning.ipynb #10aebf30
+_all_ = ["DATA_FILE", "MODEL_FILE", "PARAMS", "STAGE_KEYS", "STAGES", "PipelineSpecError", "app", "load_model",
+         "parse_lock", "pipeline_stages", "rerun", "stage_evaluate", "stage_prepare", "stage_train", "write_params",
+         "write_pipeline"]  # re-exported from dvc_pipeline: `from mlops_course.versioning import *` has them too
+
+# %% ../notebooks/library/versioning.ipynb #3f4fd51d
 class VersioningError(CourseError, RuntimeError):
     "A git or DVC step failed; the message shows the command, the tool's error line and how to fix it."
 
@@ -54,7 +61,7 @@ def _fix_for(output: str) -> str:
         if re.search(pattern, output, flags=re.I): return fix
     return "run the same command in a terminal inside the project to see its full output"
 
-# %% ../notebooks/library/versioning.ipynb #3f271db7
+# %% ../notebooks/library/versioning.ipynb #585344a1
 def tool_path(name: str,  # "git" or "dvc"
               ) -> str:
     "The executable of `git` (from the PATH) or `dvc` (next to this Python, else from the PATH)."
@@ -74,9 +81,20 @@ def _env(project: Path) -> dict:
     env.update(PATH=course_path(env.get("PATH", "")), DVC_NO_ANALYTICS="1", PYTHONUNBUFFERED="1",
                GIT_CEILING_DIRECTORIES=str(project.resolve().parent), GIT_TERMINAL_PROMPT="0")
     env.setdefault("OMP_NUM_THREADS", "1")  # small tables: one thread per stage is faster than many
+    env.setdefault("DVC_SITE_CACHE_DIR", str(project.resolve().parent / "dvc-site-cache"))  # not /var/tmp/dvc
+    if not any(env.get(k) for k in ("LOGNAME", "USER", "LNAME", "USERNAME")):  # DVC calls getpass.getuser()
+        env["USER"] = _user_name()
     return env
 
-# %% ../notebooks/library/versioning.ipynb #585a0aa6
+def _user_name() -> str:
+    "This user's login name, or `uid<N>` for a user without an entry in /etc/passwd (a sandbox's)."
+    import pwd
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return f"uid{os.getuid()}"
+
+# %% ../notebooks/library/versioning.ipynb #61da0470
 def _error_lines(r: subprocess.CompletedProcess, tool: str) -> str:
     "The tool's own error line (and a stage's Python error) out of a failed command's output."
     lines = [s.strip() for s in (r.stdout + "\n" + r.stderr).splitlines() if s.strip()]
@@ -115,7 +133,7 @@ def dvc(project, *args, **kw) -> str:
     "`dvc <args>` in the project (see `run`)."
     return run(project, "dvc", *args, **kw)
 
-# %% ../notebooks/library/versioning.ipynb #bfcc541f
+# %% ../notebooks/library/versioning.ipynb #04b53e09
 def init_project(path: str | Path | None = None,    # the project folder (default: <workspace>/dvc-project)
                  remote: str | Path | None = None,  # the local DVC remote (default: <workspace>/dvc-remote)
                  reset: bool = True,                # delete a previous scratch project (and its remote) first
@@ -146,7 +164,7 @@ def init_project(path: str | Path | None = None,    # the project folder (defaul
     git(path, "commit", "-q", "-m", "Initialize DVC with a local remote")
     return path
 
-# %% ../notebooks/library/versioning.ipynb #a2408b55
+# %% ../notebooks/library/versioning.ipynb #0e29c15a
 def write_data_version(project: str | Path,  # the scratch project
                        month: int = 0,        # month of the simulated market (0 = the training month)
                        scenario: str = "none",  # drift scenario of `HousingMarket.batch` (none, inflation, ...)
@@ -169,7 +187,7 @@ def file_md5(path: str | Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""): h.update(chunk)
     return h.hexdigest()
 
-# %% ../notebooks/library/versioning.ipynb #499dfaef
+# %% ../notebooks/library/versioning.ipynb #4fcf8135
 def commit(project: str | Path,  # the scratch project
            message: str,          # commit message
            *paths: str,           # paths to `git add` first
@@ -202,7 +220,7 @@ def track(project: str | Path,  # the scratch project
     if message: commit(project, message)
     return recorded_md5(project, path)
 
-# %% ../notebooks/library/versioning.ipynb #eff15261
+# %% ../notebooks/library/versioning.ipynb #3d4532ef
 def repro(project: str | Path,  # the scratch project
           *targets: str,         # stages to reproduce (default: all)
           force: bool = False,   # run every stage even if nothing changed
@@ -220,7 +238,7 @@ def status(project: str | Path) -> dict:
     "`dvc status --json`: {} when data and pipeline match dvc.lock / the .dvc files, else what changed."
     return json.loads(dvc(project, "status", "--json") or "{}")
 
-# %% ../notebooks/library/versioning.ipynb #92cc7d46
+# %% ../notebooks/library/versioning.ipynb #292258bd
 def lock_stages(project: str | Path,  # the scratch project
                 rev: str | None = None,  # a git revision; None = the working tree
                 ) -> dict[str, dict]:
@@ -231,7 +249,7 @@ def lock_outs(project: str | Path, rev: str | None = None) -> dict[str, dict[str
     "{stage: {output path: md5}} as recorded in dvc.lock (a folder's md5 ends in `.dir`)."
     return {name: st["outs"] for name, st in lock_stages(project, rev).items()}
 
-# %% ../notebooks/library/versioning.ipynb #ce6db74f
+# %% ../notebooks/library/versioning.ipynb #367b11fa
 def stages_rerun(project: str | Path,  # the scratch project
                  params: list[str] = (),  # changed params, dotted (`train.params.max_iter`) or whole (`train`)
                  files: list[str] = (),   # changed files or folders, relative to the project
@@ -240,7 +258,7 @@ def stages_rerun(project: str | Path,  # the scratch project
     "The stages `dvc repro` re-runs after these changes, read from dvc.lock (see `dvc_pipeline.rerun`)."
     return rerun(lock_stages(project, rev), params, files)
 
-# %% ../notebooks/library/versioning.ipynb #6dc7756a
+# %% ../notebooks/library/versioning.ipynb #10e30f66
 def _diff_frame(raw: dict, kind: str) -> "pd.DataFrame":
     import pandas as pd
     rows = [(f, k, v.get("old"), v.get("new")) for f, items in raw.items() for k, v in items.items()]
@@ -256,7 +274,7 @@ def params_diff(project: str | Path, a: str, b: str | None = None) -> "pd.DataFr
     "`dvc params diff a b` as a table of the parameters that changed: file, param, old, new, change."
     return _diff_frame(json.loads(dvc(project, "params", "diff", a, *([b] if b else []), "--json") or "{}"), "param")
 
-# %% ../notebooks/library/versioning.ipynb #d8bb59e0
+# %% ../notebooks/library/versioning.ipynb #3a23814e
 def checkout(project: str | Path,  # the scratch project
              rev: str,              # git revision: tag, branch or commit
              ) -> dict:
@@ -280,5 +298,5 @@ def clear_cache(project: str | Path,  # the scratch project
             if target.is_dir(): shutil.rmtree(target)
             elif target.exists(): target.unlink()
 
-# %% ../notebooks/library/versioning.ipynb #01bd46b9
+# %% ../notebooks/library/versioning.ipynb #1259a57a
 if __name__ == "__main__" and "ipykernel" not in sys.modules: app()

@@ -201,7 +201,8 @@ def test_hung_cells_time_out_and_grading_goes_on(tmp_path):
     g = grade_notebook(sub, CHECKS, timeout=3, unsafe=UNSAFE)
     by = {c.name: c for c in g.checks}
     assert by["double_works"].passed and by["answer_file"].passed
-    assert by["squares"].points == 0 and by["squares"].reason.startswith("`squares`")   # a learner class stays behind
+    assert by["squares"].points == 0 and (by["squares"].reason.startswith("`squares`")   # a learner class stays behind
+                                          or by["squares"].reason.startswith("timed out"))
     assert any(n.startswith("cell 1: timed out") for n in g.notes)
 
 

@@ -16,9 +16,13 @@ from mlops_course import docker_engine as E
 from mlops_course import dockerfile as D
 from mlops_course.errors import CourseError
 
-ROOT = Path(__file__).resolve().parents[1]
-DOCKER = ROOT / "deploy" / "docker"
-IMAGES = {"serve": DOCKER / "Dockerfile.serve", "train": DOCKER / "Dockerfile.train"}
+IMAGES = ("serve", "train")  # deploy/docker/Dockerfile.<name>
+
+
+@pytest.fixture(scope="module")
+def docker(repo_root) -> Path:
+    "The folder of the housing system's Dockerfiles."
+    return repo_root / "deploy" / "docker"
 GOOD = """FROM python:3.11.14-slim-trixie AS builder
 COPY requirements.txt /tmp/requirements.txt
 RUN pip install --no-cache-dir --requirement /tmp/requirements.txt
@@ -34,41 +38,41 @@ CMD ["python", "-m", "app"]
 # --- the repository's Dockerfiles -------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", IMAGES)
-def test_repo_dockerfiles_are_lint_clean(name):
-    found = D.lint_dockerfile(IMAGES[name])
+def test_repo_dockerfiles_are_lint_clean(name, docker):
+    found = D.lint_dockerfile(docker / f"Dockerfile.{name}")
     assert found == [], "\n".join(map(str, found))
 
 
 @pytest.mark.parametrize("name", IMAGES)
-def test_repo_dockerfiles_copy_what_their_ignore_file_lets_in(name):
+def test_repo_dockerfiles_copy_what_their_ignore_file_lets_in(name, docker, repo_root):
     "Every COPY source of the image is part of its build context (else `COPY failed: file not found`)."
-    patterns = B.read_dockerignore(DOCKER / f"Dockerfile.{name}.dockerignore")
-    instrs = D.parse_dockerfile(IMAGES[name].read_text())
+    patterns = B.read_dockerignore(docker / f"Dockerfile.{name}.dockerignore")
+    instrs = D.parse_dockerfile((docker / f"Dockerfile.{name}").read_text())
     env = D._arg_defaults(instrs)
     for i in instrs:
         if i.cmd != "COPY" or "--from" in i.args: continue
         for src in D._split_copy(D._subst(i.args, env))[1]:
             assert not B.is_ignored(src, patterns) or src == "workspace/models/housing", \
-                f"{IMAGES[name].name}:{i.line} copies {src}, which Dockerfile.{name}.dockerignore leaves out"
-    files = B.context_files(ROOT, patterns)
+                f"Dockerfile.{name}:{i.line} copies {src}, which Dockerfile.{name}.dockerignore leaves out"
+    files = B.context_files(repo_root, patterns)
     assert not any(f.startswith((".venv/", ".git/", "notebooks/", "solutions/", "tests/")) for f in files)
     assert f"deploy/docker/requirements-{name}.txt" in files and "mlops_course/__init__.py" in files
     assert not any("__pycache__" in f for f in files)
 
 
 @pytest.mark.parametrize("name", IMAGES)
-def test_image_requirements_pin_what_the_course_lock_pins(name):
-    lock = B.pins(ROOT / "requirements" / "lock.txt")
-    pins = B.pins(DOCKER / f"requirements-{name}.txt")
+def test_image_requirements_pin_what_the_course_lock_pins(name, docker, repo_root):
+    lock = B.pins(repo_root / "requirements" / "lock.txt")
+    pins = B.pins(docker / f"requirements-{name}.txt")
     assert pins, f"requirements-{name}.txt pins nothing"
     wrong = {p: (v, lock.get(p)) for p, v in pins.items() if lock.get(p) != v}
     assert not wrong, (f"requirements-{name}.txt disagrees with requirements/lock.txt {wrong}: regenerate it with the "
                        f"command at the top of deploy/docker/requirements-{name}.in")
 
 
-def _third_party_imports(module: str) -> dict[str, set[str]]:
+def _third_party_imports(root: Path, module: str) -> dict[str, set[str]]:
     "{top-level name: the distributions that provide it} of what a course module imports (also inside functions)."
-    tree = ast.parse((ROOT / "mlops_course" / f"{module}.py").read_text())
+    tree = ast.parse((root / "mlops_course" / f"{module}.py").read_text())
     tops = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     tops |= {n.module.split(".")[0] for n in ast.walk(tree)
              if isinstance(n, ast.ImportFrom) and n.module and n.level == 0}
@@ -80,12 +84,12 @@ def _third_party_imports(module: str) -> dict[str, set[str]]:
 @pytest.mark.parametrize("name,modules", [("serve", ["config", "data", "features"]),
                                           ("train", ["config", "data", "validate", "features", "train", "errors",
                                                      "containers", "dockerfile", "build_cache", "docker_engine"])])
-def test_image_requirements_cover_the_imports_of_the_code_it_runs(name, modules):
+def test_image_requirements_cover_the_imports_of_the_code_it_runs(name, modules, docker, repo_root):
     "The skops model loads mlops_course.features types (serve); the training image runs containers: data → train."
-    pins = set(B.pins(DOCKER / f"requirements-{name}.txt"))
-    missing = {m: sorted(t for t, d in _third_party_imports(m).items()  # mlflow: mlflow or mlflow-skinny will do
+    pins = set(B.pins(docker / f"requirements-{name}.txt"))
+    missing = {m: sorted(t for t, d in _third_party_imports(repo_root, m).items()  # mlflow: mlflow or mlflow-skinny will do
                          if not d & pins and t not in {"matplotlib", "seaborn"})
-               for m in modules if (ROOT / "mlops_course" / f"{m}.py").exists()}
+               for m in modules if (repo_root / "mlops_course" / f"{m}.py").exists()}
     missing = {m: v for m, v in missing.items() if v}
     assert not missing, f"add to deploy/docker/requirements-{name}.in and regenerate: {missing}"
 
@@ -162,11 +166,11 @@ def test_layers_rebuilt_follows_the_cache_chain():
     assert [i.cmd for i in B.layers_rebuilt(naive, ["README.md"])] == ["COPY", "RUN"]
 
 
-def test_layers_rebuilt_on_the_serving_image():
-    rebuilt = B.layers_rebuilt(IMAGES["serve"], ["mlops_course/features.py"])
+def test_layers_rebuilt_on_the_serving_image(docker):
+    rebuilt = B.layers_rebuilt(docker / "Dockerfile.serve", ["mlops_course/features.py"])
     assert rebuilt and not any("pip install" in i.args for i in rebuilt)
-    assert any("pip install" in i.args for i in B.layers_rebuilt(IMAGES["serve"], ["deploy/docker/requirements-serve.txt"]))
-    assert B.layers_rebuilt(IMAGES["serve"], ["workspace/models/housing/MLmodel"])[0].args.startswith("${MODEL_DIR}")
+    assert any("pip install" in i.args for i in B.layers_rebuilt(docker / "Dockerfile.serve", ["deploy/docker/requirements-serve.txt"]))
+    assert B.layers_rebuilt(docker / "Dockerfile.serve", ["workspace/models/housing/MLmodel"])[0].args.startswith("${MODEL_DIR}")
 
 
 # --- .dockerignore semantics --------------------------------------------------------------------------
@@ -198,11 +202,11 @@ def _tree(root, files):
     ["workspace", "!workspace/models"], ["app/", "!app/main.py"], ["**", "!README.md"], ["docs/../notes.md"],
     "Dockerfile.serve.dockerignore", "Dockerfile.train.dockerignore",
 ])
-def test_build_context_is_what_docker_py_sends(tmp_path, patterns):
+def test_build_context_is_what_docker_py_sends(tmp_path, patterns, docker):
     "The matcher agrees with docker-py's port of the engine's .dockerignore rules (docker.utils.build.exclude_paths)."
     from docker.utils.build import exclude_paths
     if isinstance(patterns, str):
-        patterns = B.read_dockerignore(DOCKER / patterns)
+        patterns = B.read_dockerignore(docker / patterns)
     _tree(tmp_path, ["app/main.py", "app/__pycache__/main.pyc", "app/sub/__pycache__/x.pyc", "docs/a.md", "README.md",
                      "notes.md", ".venv/lib/site.py", ".git/HEAD", "workspace/data/housing.csv",
                      "workspace/models/housing/MLmodel", "deploy/docker/requirements-serve.txt",
@@ -224,8 +228,8 @@ def test_context_files_prunes_and_reincludes(tmp_path):
 
 # --- sizes -----------------------------------------------------------------------------------------
 
-def test_requirements_size_measures_the_installed_pins():
-    df = B.requirements_size(DOCKER / "requirements-serve.txt")
+def test_requirements_size_measures_the_installed_pins(docker):
+    df = B.requirements_size(docker / "requirements-serve.txt")
     assert {"scikit-learn", "mlflow-skinny", "pandas"} <= set(df.package)
     assert (df.MB > 0).all() and df.MB.is_monotonic_decreasing
     assert (df.pinned == df.installed).all()
@@ -233,12 +237,12 @@ def test_requirements_size_measures_the_installed_pins():
 
 # --- Docker helpers ---------------------------------------------------------------------------------
 
-def test_docker_available_explains_a_missing_client(monkeypatch):
+def test_docker_available_explains_a_missing_client(monkeypatch, docker):
     monkeypatch.setenv("PATH", "")
     status = E.docker_available()
     assert not status and "no `docker` client" in status.reason
     with pytest.raises(E.DockerUnavailable, match=r"^no Docker engine: skipped; run this on a machine with Docker"):
-        E.build_image(IMAGES["serve"], "housing-serve:test")
+        E.build_image(docker / "Dockerfile.serve", "housing-serve:test")
     with pytest.raises(E.DockerUnavailable, match="no Docker engine"):
         E.run_container("housing-train:test")
     with pytest.raises(E.DockerUnavailable, match="no Docker engine"):
@@ -279,7 +283,7 @@ def test_old_names_stay_importable_from_containers():
 # --- the training entry point of the image ------------------------------------------------------------
 
 @pytest.mark.slow
-def test_train_and_export_writes_a_servable_mlflow_model(tmp_path, workspace):
+def test_train_and_export_writes_a_servable_mlflow_model(tmp_path, workspace, docker):
     import mlflow.pyfunc
     from typer.testing import CliRunner
 
@@ -290,7 +294,7 @@ def test_train_and_export_writes_a_servable_mlflow_model(tmp_path, workspace):
     assert json.loads(r.output)["model_dir"] == str(out)
     assert (out / "MLmodel").exists() and json.loads((out / "metrics.json").read_text())["r2"] > 0.5
     reqs = (out / "requirements.txt").read_text()
-    serve_pins = B.pins(DOCKER / "requirements-serve.txt")
+    serve_pins = B.pins(docker / "requirements-serve.txt")
     for line in reqs.split():
         if "==" in line:
             name, version = line.split("==")

@@ -4,15 +4,11 @@ import os
 import subprocess
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
 from mlops_course import pipeline
 from mlops_course.pipeline_tracking import run_tags
-
-REPO = Path(__file__).resolve().parents[1]
-DAGS = REPO / "deploy" / "airflow" / "dags"
 
 
 def test_run_tags():
@@ -35,7 +31,7 @@ def test_log_and_gate_are_idempotent(workspace):
     from mlops_course.tracking import start_tracking_server
     for m in ("2024-01", "2024-02"):
         pipeline.ingest(m, n_rows=600)
-        pipeline.validate(m), pipeline.train(m), pipeline.evaluate(m)
+        pipeline.validate(m), pipeline.train(m), pipeline.evaluate_month(m)
     with start_tracking_server(workspace=workspace):
         jan_tags = run_tags("dag", "manual__jan", None, "2024-01")
         jan = log_month("2024-01", jan_tags)
@@ -56,17 +52,16 @@ def test_log_and_gate_are_idempotent(workspace):
 
 DAG_SCRIPT = '''
 import json, os, sys
-from mlops_course import pipeline
-from mlops_course.config import get_settings
+from mlops_course.airflow_local import get_dag, run_dag, setup_airflow
 from mlops_course.pipeline_tracking import runs_of_dag_run
 from mlops_course.registry import aliases
 from mlops_course.tracking import ENV_VAR, start_tracking_server
 with start_tracking_server() as server:
     os.environ[ENV_VAR] = server.url
-    pipeline.setup_airflow("test", dags_folder=sys.argv[1])
-    dag = pipeline.get_dag("housing_pipeline_tracked")
-    jan = pipeline.run_dag(dag, "2024-01", conf={"n_rows": 600})
-    feb = pipeline.run_dag(dag, "2024-02", conf={"n_rows": 600, "min_improvement": 0.5})
+    setup_airflow("test", dags_folder=sys.argv[1])
+    dag = get_dag("housing_pipeline_tracked")
+    jan = run_dag(dag, "2024-01", conf={"n_rows": 600})
+    feb = run_dag(dag, "2024-02", conf={"n_rows": 600, "min_improvement": 0.5})
     runs = runs_of_dag_run(jan.run_id)
     out = {"tasks": [t.task_id for t in dag.topological_sort()], "jan": jan.state, "feb": feb.state,
            "jan_promoted": jan.results["register"]["promoted"], "feb_promoted": feb.results["register"]["promoted"],
@@ -78,10 +73,10 @@ print("RESULT" + json.dumps(out))
 
 
 @pytest.mark.slow
-def test_tracked_dag_runs_and_links(workspace):
+def test_tracked_dag_runs_and_links(workspace, repo_root):
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     env["MLOPS_COURSE_WORKSPACE"] = str(workspace)
-    r = subprocess.run([sys.executable, "-c", DAG_SCRIPT, str(DAGS)], env=env, capture_output=True, text=True,
+    r = subprocess.run([sys.executable, "-c", DAG_SCRIPT, str(repo_root / "deploy" / "airflow" / "dags")], env=env, capture_output=True, text=True,
                        timeout=600)
     line = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT")]
     assert r.returncode == 0 and line, f"DAG script failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"

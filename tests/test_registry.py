@@ -6,17 +6,17 @@ import numpy as np
 import pytest
 
 from mlops_course.data import TARGET, HousingMarket
+from mlops_course.errors import CourseError
 from mlops_course.features import split_data
+from mlops_course.promotion import GateDecision, promote, promotion_gate
 from mlops_course.registry import (
-    GateDecision,
+    RegistryError,
     ServingError,
     aliases,
     invoke,
     load_model,
     model_uri,
     predict_http,
-    promote,
-    promotion_gate,
     register_run_model,
     serve_model,
     set_alias,
@@ -82,8 +82,9 @@ def test_aliases_and_loading(versions, month1):
 
 def test_gate_needs_a_challenger(versions, month1):
     assert "challenger" not in aliases(NAME)
-    with pytest.raises(ValueError, match="has no @challenger: set one with set_alias"):
+    with pytest.raises(RegistryError, match="has no @challenger: set one with set_alias") as e:
         promotion_gate(month1, name=NAME)
+    assert isinstance(e.value, CourseError) and isinstance(e.value, ValueError)
 
 
 def test_gate_promotes_a_better_challenger(versions, month1):
@@ -108,14 +109,15 @@ def test_gate_promotes_a_better_challenger(versions, month1):
     assert "PROMOTE" in tag
 
 
-def test_gate_refuses_a_worse_challenger(versions, month1, capsys):
+def test_gate_refuses_a_worse_challenger(versions, month1, caplog, capsys):
     set_alias("champion", versions["forest"], NAME)
     set_alias("challenger", versions["stump"], NAME)
     d = promotion_gate(month1, name=NAME)
     assert not d.promote and d.improvement < 0
-    assert promote(d, NAME) is False
-    out = capsys.readouterr().out
-    assert f"champion unchanged (v{versions['forest']})" in out and "REJECT" in out
+    with caplog.at_level("INFO", logger="mlops_course.promotion"):
+        assert promote(d, NAME) is False
+    assert f"champion unchanged (v{versions['forest']})" in caplog.text and "REJECT" in caplog.text
+    assert capsys.readouterr().out == ""  # a library function reports through logging, not print
     assert aliases(NAME)["champion"] == versions["forest"]
 
 
@@ -154,6 +156,10 @@ def test_serving_the_champion(versions, month1):
             predict_http(scoring.url, rows.drop(columns=["median_income"]))
         assert e.value.status == 400 and "median_income" in str(e.value)
     assert not scoring.running
+
+
+def test_serving_errors_are_course_errors():
+    assert issubclass(ServingError, CourseError) and ServingError(400, "bad").status == 400
 
 
 def test_serving_an_unknown_alias_fails_with_the_log(versions):

@@ -77,10 +77,10 @@ def label(tag: str, key: str) -> str | None:
 
 
 @contextmanager
-def build_lock():
-    "One build at a time per machine: a build started in the background and the tests share the result."
+def build_lock(name: str):
+    "One build of image `name` at a time per machine: a build started in the background and the tests share it."
     CACHE.mkdir(parents=True, exist_ok=True)
-    with open(CACHE / "build.lock", "w") as fh:
+    with open(CACHE / f"build-{name}.lock", "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try: yield
         finally: fcntl.flock(fh, fcntl.LOCK_UN)
@@ -142,7 +142,7 @@ def build(name: str, extra: dict[str, Path] | None = None, args: dict[str, str] 
     "Build image `name` of IMAGES unless an image with the same context and arguments exists; time and size."
     dockerfile, tag = IMAGES[name]
     args = build_args() if args is None else args
-    with build_lock(), tempfile.TemporaryFile() as fh:
+    with build_lock(name), tempfile.TemporaryFile() as fh:
         key = hashlib.sha256((context_tar(dockerfile, fh, extra) + json.dumps(args, sort_keys=True)).encode())
         key = key.hexdigest()[:16]
         cached = label(tag, "mlops-course.context") == key
@@ -163,20 +163,27 @@ def train_model(out: Path, n: int = 3000) -> dict:
     from mlops_course.containers import run_container
     out.mkdir(parents=True, exist_ok=True)
     out.chmod(0o777)  # the container's user (uid 10001) writes into the mounted folder
+    threads = {k: os.environ[k] for k in ("OMP_NUM_THREADS",) if os.environ.get(k)}  # as the tests run
     line = run_container(IMAGES["train"][1], ["train", "--out", "/workspace/models/housing", "--n", str(n)],
-                         volumes={out: "/workspace"}).splitlines()[-1]
+                         volumes={out: "/workspace"}, env=threads).splitlines()[-1]
     return json.loads(line)
 
 
-def build_all(workdir: Path | None = None) -> list[dict]:
+def ensure(name: str, args: dict[str, str] | None = None) -> dict:
+    "Image `name` built (or reused); the serving image of a model the training image has trained."
+    args = build_args() if args is None else args
+    if name != "serve": return build(name, args=args)
+    ensure("train", args)
+    workdir = CACHE / "model-workspace"
+    with build_lock("model"):
+        if not (workdir / "models" / "housing" / "MLmodel").is_file(): train_model(workdir)
+    return build("serve", extra={MODEL_IN_CONTEXT: workdir / "models" / "housing"}, args=args)
+
+
+def build_all() -> list[dict]:
     "Train image, a model trained by it, the serving image of that model, the course image."
-    workdir = workdir or CACHE / "model-workspace"
     args = build_args()
-    records = [build("train", args=args)]
-    if not (workdir / "models" / "housing" / "MLmodel").is_file(): train_model(workdir)
-    records.append(build("serve", extra={MODEL_IN_CONTEXT: workdir / "models" / "housing"}, args=args))
-    records.append(build("course", args=args))
-    return records
+    return [ensure(name, args) for name in IMAGES]
 
 
 def clean() -> None:

@@ -1,68 +1,26 @@
 """
 ### Housing pipeline (monthly)
 
-`ingest → validate → train → evaluate → register`, once a month.
+`ingest → validate → train → evaluate → register`, one run per calendar month.
 
-Every task is a thin wrapper around one plain, idempotent function of `mlops_course.pipeline`:
-it reads and writes `<workspace>/pipeline/<YYYY-MM>/` and returns a small dict (paths, metrics)
-that travels to the next task through XCom.
+The tasks are built by `mlops_course.dags.housing_dag`: each is a thin wrapper around one plain,
+idempotent function of `mlops_course.pipeline` that reads and writes `<workspace>/pipeline/<YYYY-MM>/`
+and returns a small dict (paths, metrics) that travels to the next task through XCom.
 
-* **Month processed**: the run's logical date (or the `month` param of a manual run).
+* **Schedule**: a data-interval timetable. The run about a month has that month's first day as its
+  logical date and starts when the month is over (the run about January starts on 1 February).
+* **Month processed**: the month of the logical date (or the `month` param of a manual run).
 * **Bad data**: `validate` fails for good (no retries); nothing downstream runs; the champion stays.
 * **Promotion**: `register` promotes the new model only if it beats the champion on the same rows.
 """
-from __future__ import annotations
+from airflow.sdk import CronDataIntervalTimetable
 
-from datetime import timedelta
+from mlops_course.dags import housing_dag
 
-import pendulum
-from airflow.sdk import dag, task
-
-from mlops_course import pipeline
-
-ROOT = "pipeline"  # artifacts folder, relative to the course workspace (MLOPS_COURSE_WORKSPACE)
-
-
-@dag(
-    dag_id="housing_pipeline",
-    schedule="@monthly",
-    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),  # fixed: never datetime.now()
-    catchup=False,  # past months are filled on purpose, with `airflow backfill create`
-    max_active_runs=1,  # one month at a time: each run may replace the champion
-    default_args={"owner": "mlops-course", "retries": 2, "retry_delay": timedelta(minutes=5)},
-    params={"month": None, "n_rows": 2_000, "scenario": "none", "kind": "ridge", "min_improvement": 0.0},
-    tags=["housing", "week07"],
+dag = housing_dag(
+    "housing_pipeline",
+    root="pipeline",  # artifacts folder, relative to the course workspace (MLOPS_COURSE_WORKSPACE)
+    schedule=CronDataIntervalTimetable("@monthly", timezone="UTC"),
+    tags=("week07",),
     doc_md=__doc__,
 )
-def housing_pipeline():
-    @task
-    def ingest(params=None, logical_date=None, dag_run=None) -> dict:
-        month = params["month"] or logical_date or dag_run.run_after
-        return pipeline.ingest(month, ROOT, n_rows=int(params["n_rows"]), scenario=params["scenario"])
-
-    @task(retries=0)  # bad data is not transient: retrying cannot fix it
-    def validate(raw: dict) -> dict:
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from mlops_course.validate import DataValidationError
-        try:
-            return pipeline.validate(raw["month"], ROOT)
-        except DataValidationError as e:
-            raise AirflowFailException(str(e)) from None
-
-    @task
-    def train(checked: dict, params=None) -> dict:
-        return pipeline.train(checked["month"], ROOT, kind=params["kind"])
-
-    @task
-    def evaluate(trained: dict) -> dict:
-        return pipeline.evaluate(trained["month"], ROOT)
-
-    @task
-    def register(metrics: dict, params=None) -> dict:
-        return pipeline.register_if_better(metrics["month"], ROOT, min_improvement=float(params["min_improvement"]))
-
-    register(evaluate(train(validate(ingest()))))
-
-
-housing_pipeline()
