@@ -19,7 +19,7 @@ from ..errors import CourseError
 
 # %% auto #0
 __all__ = ['app', 'labs_app', 'CliError', 'course_root', 'resolve', 'notebook_arg', 'labs_build', 'labs_check', 'self_check',
-           'check', 'grade', 'run', 'doctor']
+           'check', 'grade', 'run', 'doctor', 'serve']
 
 # %% ../../notebooks/classroom/05_cli.ipynb #ea3ff5d8
 class CliError(CourseError, ValueError):
@@ -215,3 +215,13 @@ def doctor():
 
     from mlops_course.classroom.doctor import diagnose, doctor_table
     Console().print(doctor_table(diagnose()))
+
+# %% ../../notebooks/classroom/05_cli.ipynb #5e7a9c0b
+@app.command()
+def serve(model: Annotated[str | None, typer.Option(help="model URI or folder [default: models:/housing@champion]")] = None,
+          runtime: Annotated[str, typer.Option(help="serving runtime")] = "sklearn",
+          port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+          host: Annotated[str, typer.Option(help="interface (0.0.0.0 in a container)")] = "127.0.0.1"):
+    "Serve the housing API (week 09) until Ctrl-C."
+    from mlops_course.serve import run_api
+    run_api(model, runtime, port, host)
