@@ -203,7 +203,7 @@ def test_ci_workflow_runs_make_test():
     assert on["schedule"][0]["cron"], "a weekly cron catches upstream breakage"
     assert wf["permissions"] == {"contents": "read"}, "least privilege: `permissions: contents: read`"
     assert "group" in wf["concurrency"]
-    (job,) = wf["jobs"].values()
+    job = wf["jobs"]["test"]
     assert job["runs-on"] == "ubuntu-latest" and 0 < job["timeout-minutes"] <= 90
     uses = {s["uses"].split("@")[0]: s for s in job["steps"] if "uses" in s}
     assert {"actions/checkout", "astral-sh/setup-uv", "actions/setup-python", "actions/upload-artifact"} <= set(uses)
@@ -211,6 +211,9 @@ def test_ci_workflow_runs_make_test():
     assert str(uses["actions/setup-python"]["with"]["python-version"]) == "3.11"
     assert uses["actions/upload-artifact"]["if"] == "always()", "upload the reports when tests fail too"
     assert any(s.get("run", "").strip() == "make test" for s in job["steps"]), "CI must run `make test`"
+    builds_every_image = [s for s in wf["jobs"]["images"]["steps"] if "tests/test_docker_images.py" in s.get("run", "")
+                          and s.get("env", {}).get("MLOPS_COURSE_DOCKER_IMAGES") == "train,serve,course"]
+    assert builds_every_image, "a job builds and runs every image, the course image included"
 
 
 # --- Codespaces ----------------------------------------------------------------------------------
