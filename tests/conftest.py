@@ -19,7 +19,7 @@ def repo_root() -> Path:
 def shared_csv() -> Path:
     "The real California housing table next to the checkout (tests and calibration only), or skip."
     if not SHARED_CSV.is_file():
-        pytest.skip(f"reference table not found at {SHARED_CSV} (only present on the course's build machines)")
+        pytest.skip(f"reference table not found at {SHARED_CSV} (put the real California housing CSV there to run the tests against the real table; the CI workflow fetches it with the course's loader)")
     return SHARED_CSV
 
 
