@@ -87,14 +87,15 @@ def bwrap_command(binds: dict[Path, Path],     # host folder -> folder inside, w
             cmd += ["--symlink", os.readlink(f"/{name}"), f"/{name}"]
         elif Path(f"/{name}").is_dir():
             cmd += ["--ro-bind", f"/{name}", f"/{name}"]
+    # the private /tmp first: a checkout or a venv that lives below /tmp is bound on top of it, not hidden by it
+    cmd += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", str(limits.tmp_mb << 20), "--tmpfs", "/tmp",
+            "--perms", "1777", "--size", str(64 << 20), "--tmpfs", "/dev/shm",
+            "--perms", "1777", "--size", str(limits.tmp_mb << 20), "--tmpfs", "/var/tmp"]  # DVC's site cache lives there
     for src in _system_binds():
         cmd += [*_dirs_for(src), "--ro-bind", str(src), str(src)]
     for h in [*hide, *_always_hidden()]:
         if Path(h).is_dir():
             cmd += ["--tmpfs", str(Path(h).resolve())]
-    cmd += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", str(limits.tmp_mb << 20), "--tmpfs", "/tmp",
-            "--perms", "1777", "--size", str(64 << 20), "--tmpfs", "/dev/shm",
-            "--perms", "1777", "--size", str(limits.tmp_mb << 20), "--tmpfs", "/var/tmp"]  # DVC's site cache lives there
     for src, dst in ro_binds.items():
         cmd += [*_dirs_for(dst), "--ro-bind", str(src), str(dst)]
     for src, dst in binds.items():
