@@ -53,6 +53,7 @@ class Grade:
     notes: list[str] = field(default_factory=list)  # what happened while the submission ran
     sandboxed: bool = True                           # False when graded with --unsafe
     seconds: float = 0.0                             # wall clock of the whole grading
+    users: list[int] = field(default_factory=list)   # the sandbox's user ids (learner side, clean side): `ps -u` them
 
     @property
     def total(self) -> int:
@@ -64,7 +65,7 @@ class Grade:
 
     def to_dict(self) -> dict:
         return {"learner": self.learner, "lab": self.lab, "total": self.total, "max": self.max_points,
-                "sandboxed": self.sandboxed, "seconds": self.seconds,
+                "sandboxed": self.sandboxed, "seconds": self.seconds, "users": self.users,
                 "checks": [{**asdict(c), "passed": c.passed} for c in self.checks], "notes": self.notes}
 
 # %% ../../notebooks/classroom/03_grading.ipynb #58b8baef
@@ -247,7 +248,6 @@ def _learner_side(sp: _Space, cells, checks, opt: Options, g: Grade, deadline: f
     "Run the submission and the probes/exports in sandboxed kernels; yields once the last kernel is ready for checks."
     fatal: set = set()
     noted: set = set()     # steps whose outcome the feedback already tells
-    suspects: set = set()  # cells that ran out of memory: a later death is theirs, the replay skips them too
     exports = sp.where(sp.learner, "exports")
     env = kernel_env(sp.where(sp.learner, "home"), sp.where(sp.learner, "workspace"))
     for attempt in range(opt.max_kernels):
@@ -275,15 +275,14 @@ def _learner_side(sp: _Space, cells, checks, opt: Options, g: Grade, deadline: f
                         state, why = (state2, why2) if state2 != "ok" else (state, why)
                 else:
                     state, why = _run(s, src, min(opt.timeout, left))
-                if state == "dead":
-                    again = ("the notebook runs again without it" + (" and without the cells that ran out of memory"
-                             if suspects - fatal else "") + " in a new kernel") if attempt + 1 < opt.max_kernels else "no kernel is left"
+                if state == "error" and kind == "cell" and why.startswith("MemoryError"):
+                    state, why = "dead", f"{why or 'MemoryError'} (the memory limit is {opt.limits.memory_mb} MB)"
+                if state == "dead":  # a cell that ran out of memory leaves a kernel in which anything may fail next
+                    again = "the notebook runs again without it in a new kernel" if attempt + 1 < opt.max_kernels else "no kernel is left"
                     g.notes.append(f"{where}: {why}; {again}")
-                    fatal |= {(kind, key)} | suspects
+                    fatal.add((kind, key))
                     died = key
                     break
-                if state == "error" and why.startswith("MemoryError"):
-                    suspects.add((kind, key))
                 if state == "timeout" and left < opt.timeout:
                     g.notes.append(f"{where}: stopped by the budget of {opt.budget:g} s")
                 elif state != "ok" and (kind, key) not in noted:  # once per cell, whichever kernel got there
@@ -345,6 +344,7 @@ def grade_notebook(submission: Path,           # the learner's notebook
     with tempfile.TemporaryDirectory(prefix="mlops-grade-") as tmp:
         os.chmod(tmp, 0o711)
         sp = _Space(Path(tmp), opt.unsafe)
+        g.users = [] if opt.unsafe else [sp.learner.uid, sp.clean.uid]
         results: dict[str, CheckResult] = {}
         try:
             for s, fatal in _learner_side(sp, cells, checks, opt, g, t0 + opt.budget):
