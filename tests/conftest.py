@@ -46,3 +46,30 @@ def module_workspace(tmp_path_factory) -> Path:
     "One empty workspace for a whole test module (for services that take seconds to start)."
     with pytest.MonkeyPatch.context() as mp:
         yield from _isolated(tmp_path_factory.mktemp("module") / "workspace", mp)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's worker reads the groups
+def pytest_collection_modifyitems(config, items):
+    """Tests that share a module-scoped fixture (a server, a graded batch, a trained model) run on one xdist worker,
+    so the fixture is built once per module and not once per worker: under `--dist loadgroup` each connected set of
+    such tests is one group; tests without one (or already grouped) are balanced freely."""
+    parent: dict[str, str] = {}
+
+    def find(k: str) -> str:
+        while parent.setdefault(k, k) != k:
+            k = parent[k]
+        return k
+
+    uses: dict[int, list[str]] = {}
+    for i, item in enumerate(items):
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None or item.get_closest_marker("xdist_group"):
+            continue
+        mod = item.nodeid.split("::")[0]
+        names = [f"{mod}::{n}" for n, defs in info.name2fixturedefs.items() if defs and defs[-1].scope == "module"]
+        if names:
+            uses[i] = names
+            for n in names[1:]:
+                parent[find(n)] = find(names[0])
+    for i, names in uses.items():
+        items[i].add_marker(pytest.mark.xdist_group(find(names[0])))
