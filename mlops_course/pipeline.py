@@ -94,9 +94,9 @@ def train(month,  # the month whose validated batch to train on
           seed: int | None = None,  # split and model seed (default: the course seed)
           **params,  # regressor parameters, e.g. alpha=1.0
           ) -> dict:
-    "Fit a `kind` model on the month's train+val rows; write `model.joblib` and the held-out `test.parquet`."
-    import joblib
+    "Fit a `kind` model on the month's train+val rows; write `model.skops` and the held-out `test.parquet`."
     import pandas as pd
+    import skops.io as sio
 
     from mlops_course.features import split_data
     from mlops_course.train import train_model
@@ -105,20 +105,20 @@ def train(month,  # the month whose validated batch to train on
     tr, va, te = split_data(df, seed=seed)
     model = train_model(pd.concat([tr, va]), kind, seed=seed, **params)
     _atomic(d / "test.parquet", lambda p: te.to_parquet(p))
-    out = _atomic(d / "model.joblib", lambda p: joblib.dump(model, p))
+    out = _atomic(d / "model.skops", lambda p: sio.dump(model, p))
     return {"month": month_key(month), "model_path": str(out), "kind": kind, "rows_train": len(tr) + len(va)}
 
 # %% ../notebooks/library/pipeline.ipynb #01ea3ba9
 def evaluate_month(month,  # the month whose model to score on its held-out rows
                    root: str | Path | None = None,  # artifacts folder
                    ) -> dict:
-    "Score `model.joblib` on `test.parquet`; write and return the metrics (`metrics.json`)."
-    import joblib
+    "Score `model.skops` on `test.parquet`; write and return the metrics (`metrics.json`)."
     import pandas as pd
 
+    from mlops_course.dvc_pipeline import load_model
     from mlops_course.train import evaluate
     d = month_dir(month, root)
-    model = joblib.load(_need(d / "model.joblib", "train"))
+    model = load_model(_need(d / "model.skops", "train"))
     test = pd.read_parquet(_need(d / "test.parquet", "train"))
     metrics = {"month": month_key(month), "rows_test": len(test), **evaluate(model, test)}
     write_json(d / "metrics.json", metrics)
@@ -140,10 +140,10 @@ def register_if_better(month,  # the month whose candidate model to consider
                        root: str | Path | None = None,  # artifacts folder (holds champion.json)
                        min_improvement: float = 0.0,  # required relative RMSE gain, e.g. 0.01 = 1 %
                        ) -> dict:
-    "Promote `<month>/model.joblib` to champion if it beats the champion on this month's test rows."
-    import joblib
+    "Promote `<month>/model.skops` to champion if it beats the champion on this month's test rows."
     import pandas as pd
 
+    from mlops_course.dvc_pipeline import load_model
     from mlops_course.train import evaluate
     d, base, key = month_dir(month, root), pipeline_root(root), month_key(month)
     cand = json.loads(_need(d / "metrics.json", "evaluate").read_text())
@@ -151,10 +151,10 @@ def register_if_better(month,  # the month whose candidate model to consider
     if champ and champ["month"] == key and abs(champ["rmse"] - cand["rmse"]) < 1e-9 and (d / "decision.json").exists():
         return json.loads((d / "decision.json").read_text())  # a re-run: the same answer as the first run
     champ_rmse = None if champ is None or key < champ["month"] else \
-        evaluate(joblib.load(base / "champion.joblib"), pd.read_parquet(d / "test.parquet"))["rmse"]
+        evaluate(load_model(base / "champion.skops"), pd.read_parquet(d / "test.parquet"))["rmse"]
     decision = _decide(cand, champ, champ_rmse, key, min_improvement)
     if decision["promoted"]:
-        _atomic(base / "champion.joblib", lambda p: shutil.copyfile(d / "model.joblib", p))
+        _atomic(base / "champion.skops", lambda p: shutil.copyfile(d / "model.skops", p))
         write_json(base / "champion.json", {"month": key, "rmse": cand["rmse"], "r2": cand["r2"]})
     write_json(d / "decision.json", decision)
     return decision

@@ -45,15 +45,16 @@ def log_month(month,  # the month whose artifacts to log (after the `evaluate` s
               experiment: str = EXPERIMENT,  # MLflow experiment
               ) -> dict:
     "Log the month's model and test metrics as one MLflow run tagged with its DAG run (reused on retries)."
-    import joblib
     import mlflow
     import pandas as pd
+
+    from mlops_course.dvc_pipeline import load_model
     connect(experiment=experiment)
     if (found := _find_run(experiment, tags)) is not None:
         return {"month": month_key(month), "run_id": found.info.run_id, "reused": True}
     d = month_dir(month, root)
     metrics = json.loads((d / "metrics.json").read_text())
-    model, test = joblib.load(d / "model.joblib"), pd.read_parquet(d / "test.parquet")
+    model, test = load_model(d / "model.skops"), pd.read_parquet(d / "test.parquet")
     with mlflow.start_run(run_name=f"pipeline-{month_key(month)}", tags=tags) as run:
         mlflow.log_params({"model_kind": type(model[-1]).__name__, "month": month_key(month), "rows_test": len(test)})
         mlflow.log_metrics({f"test_{k}": metrics[k] for k in ("rmse", "mae", "r2", "mape")})

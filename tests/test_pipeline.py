@@ -69,7 +69,7 @@ def test_run_pipeline_is_idempotent_and_json(workspace):
     assert first["register"]["promoted"] and second["register"]["promoted"]
     assert {p.name: p.read_bytes() for p in pipeline.month_dir("2024-01").iterdir() if p.suffix == ".json"} == files
     names = {p.name for p in pipeline.month_dir("2024-01").iterdir()}
-    assert {"raw.parquet", "validated.parquet", "test.parquet", "model.joblib", "metrics.json", "decision.json"} <= names
+    assert {"raw.parquet", "validated.parquet", "test.parquet", "model.skops", "metrics.json", "decision.json"} <= names
     assert not [n for n in names if n.endswith(".tmp")], "temporary files left behind"
     assert first["evaluate"]["rows_test"] == 120 and 0 < first["evaluate"]["r2"] < 1
 
