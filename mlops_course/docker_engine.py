@@ -10,7 +10,6 @@ __all__ = ['DockerStatus', 'DockerUnavailable', 'DockerError', 'docker_available
 import os
 import shutil
 import subprocess
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,19 +106,16 @@ def serving_container(image: str,           # a serving image listening on `cont
                       timeout: float = 120,  # seconds to wait for /ping
                       ):
     "Start a serving container on a free loopback port, wait for /ping, yield its base URL, remove it on exit."
-    from mlops_course.services import free_port, http_ok  # here: the training image runs without the services' deps
+    from mlops_course.services import free_port, http_ok, wait_until  # here: the training image runs without them
     require_docker()
     port = free_port()
     cid = _docker(["run", "-d", "--rm", "-p", f"127.0.0.1:{port}:{container_port}", image])
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + timeout
-        while not http_ok(f"{url}/ping"):
-            if time.monotonic() > deadline:
-                logs = subprocess.run(["docker", "logs", "--tail", "20", cid], capture_output=True, text=True)
-                raise DockerError(f"{image} did not answer /ping within {timeout:g} s; last logs:\n"
-                                  f"{(logs.stdout + logs.stderr).strip()}")
-            time.sleep(1)
+        if not wait_until(lambda: http_ok(f"{url}/ping"), timeout, interval=0.5):
+            logs = subprocess.run(["docker", "logs", "--tail", "20", cid], capture_output=True, text=True)
+            raise DockerError(f"{image} did not answer /ping within {timeout:g} s; last logs:\n"
+                              f"{(logs.stdout + logs.stderr).strip()}")
         yield url
     finally:
         subprocess.run(["docker", "rm", "-f", cid], capture_output=True)
