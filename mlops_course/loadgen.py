@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['PERCENTILES', 'LoadTestError', 'LoadResult', 'wrk_load', 'python_load', 'load']
 
-# %% ../notebooks/library/loadgen.ipynb #1505cfc7
+# %% ../notebooks/library/loadgen.ipynb #0d2faec5
 import asyncio
 import json
 import shutil
@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from .errors import CourseError
 
-# %% ../notebooks/library/loadgen.ipynb #b7b5280f
+# %% ../notebooks/library/loadgen.ipynb #e899f1fe
 class LoadTestError(CourseError, RuntimeError):
     "A load test could not run (the tool failed, the URL is not on loopback); the message says why."
 
@@ -41,14 +41,14 @@ class LoadResult:
         "Completed requests per second."
         return self.requests / self.seconds if self.seconds else 0.0
 
-# %% ../notebooks/library/loadgen.ipynb #434f0bee
+# %% ../notebooks/library/loadgen.ipynb #9ec1a51a
 def _loopback(url: str) -> None:
     "Refuse a URL whose host is not the loopback interface."
     host = urlsplit(url).hostname
     if host not in ("127.0.0.1", "localhost", "::1"):
         raise LoadTestError(f"{url}: load tests here only target 127.0.0.1 (your own machine), not {host!r}")
 
-# %% ../notebooks/library/loadgen.ipynb #8f99dfda
+# %% ../notebooks/library/loadgen.ipynb #6f8b78e6
 _WRK_LUA = r"""
 init = function(args)
   wrk.method = args[1]
@@ -58,11 +58,11 @@ end
 done = function(summary, latency, requests)
   local e = summary.errors
   local p = {}
-  for _, q in ipairs({%s}) do p[#p + 1] = string.format('"%%d": %%d', q, latency:percentile(q)) end
-  io.write(string.format('LOADGEN {"requests": %%d, "duration_us": %%d, "errors": %%d, "non_2xx": %%d, "us": {%%s}}\n',
+  for _, q in ipairs({PERCENTILES}) do p[#p + 1] = string.format('"%d": %d', q, latency:percentile(q)) end
+  io.write(string.format('LOADGEN {"requests": %d, "duration_us": %d, "errors": %d, "non_2xx": %d, "us": {%s}}\n',
     summary.requests, summary.duration, e.connect + e.read + e.write + e.timeout, e.status, table.concat(p, ", ")))
 end
-""" % ", ".join(map(str, PERCENTILES))
+""".replace("PERCENTILES", ", ".join(map(str, PERCENTILES)))
 
 
 def wrk_load(
@@ -94,7 +94,7 @@ def wrk_load(
     return LoadResult("wrk", s["duration_us"] / 1e6, s["requests"], s["errors"], s["non_2xx"],
                       {int(q): us / 1000 for q, us in s["us"].items()})
 
-# %% ../notebooks/library/loadgen.ipynb #88364177
+# %% ../notebooks/library/loadgen.ipynb #ff8f6db3
 async def _python_load(url, body, seconds, connections, content_type) -> LoadResult:
     import httpx
     import numpy as np
@@ -121,7 +121,7 @@ async def _python_load(url, body, seconds, connections, content_type) -> LoadRes
         await asyncio.gather(*(worker() for _ in range(connections)))
         took = time.perf_counter() - t0
     pct = np.percentile(latencies, PERCENTILES) * 1000 if latencies else [float("nan")] * len(PERCENTILES)
-    return LoadResult("python", took, len(latencies), errors, non_2xx, dict(zip(PERCENTILES, map(float, pct))))
+    return LoadResult("python", took, len(latencies), errors, non_2xx, dict(zip(PERCENTILES, map(float, pct), strict=True)))
 
 
 def python_load(
@@ -138,7 +138,7 @@ def python_load(
     with ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, _python_load(url, body, seconds, connections, content_type)).result()
 
-# %% ../notebooks/library/loadgen.ipynb #d169a08d
+# %% ../notebooks/library/loadgen.ipynb #69ade5e5
 def load(
     url: str,  # what to load, on 127.0.0.1
     body: bytes | str | None = None,  # request body (POST); None: GET
