@@ -15,6 +15,9 @@ LOCK   := requirements/lock.txt
 STAMP  := $(VENV)/.installed
 PORT   ?= 8888
 JOBS   ?= 2
+# The test suite mostly waits (servers starting, kernels, sandboxes, image builds): on 2 cores 2 workers kept
+# 0.9 core busy, so the tests run with twice as many workers as cores (override: make test TEST_JOBS=2).
+TEST_JOBS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 2) * 2 )))
 export MLOPS_COURSE_FAST_TIMEOUT ?= 600
 
 .PHONY: help install lab course site site-check lock-universal test check-sync lint unit notebooks solutions nbdev-test export \
@@ -113,8 +116,9 @@ check-sync: install
 lint: install
 	$(BIN)/ruff check .
 
+DURATIONS ?= 20  # the slowest tests listed after the run (0: all, for planning the test budget)
 unit: install  ## unit, data, API and deploy-file tests, notebooks in FAST mode, grading invariants
-	$(BIN)/pytest -n $(JOBS) --dist loadgroup --durations=20 --ignore=tests/test_site.py tests
+	$(BIN)/pytest -n $(TEST_JOBS) --dist loadgroup --durations=$(DURATIONS) --ignore=tests/test_site.py tests
 
 # After `unit`, which wrote the FAST executions to workspace/executed: the website built from them and read
 # page by page in headless Chromium (console errors, every figure decoded, internal links, search).
@@ -122,11 +126,11 @@ site-check: install  ## build the website from the executed notebooks and check 
 	$(BIN)/pytest -p no:cacheprovider --durations=5 tests/test_site.py
 
 solutions: install  ## nbval: every solution reproduces its committed outputs
-	$(BIN)/pytest -n $(JOBS) --dist loadfile -p no:cacheprovider --nbval --nbval-current-env \
+	$(BIN)/pytest -n $(TEST_JOBS) --dist loadfile -p no:cacheprovider --nbval --nbval-current-env \
 	  --nbval-sanitize-with tests/nbval_sanitize.cfg solutions
 
 nbdev-test: install
-	$(BIN)/nbdev-test --n-workers $(JOBS) notebooks/classroom
+	$(BIN)/nbdev-test --n-workers $(TEST_JOBS) notebooks/classroom
 
 # Two cores shared by pytest workers and kernels: one BLAS/OpenMP thread each avoids oversubscription
 # (HistGradientBoosting slows down several-fold when its threads compete with another worker's).
