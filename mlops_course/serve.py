@@ -4,10 +4,11 @@
 
 # %% auto #0
 __all__ = ['Model', 'Settings', 'ServeSettings', 'get_serve_settings', 'ModelState', 'lifespan', 'get_runtime', 'require_json',
-           'NumpyJSON', 'internal_error', 'invalid_request', 'BodyLimit', 'feature_schema', 'add_routes', 'create_app',
-           'api_command', 'start_api', 'run_api']
+           'NumpyJSON', 'FastJSONRequest', 'FastJSONRoute', 'internal_error', 'invalid_request', 'BodyLimit',
+           'feature_schema', 'add_routes', 'create_app', 'api_command', 'start_api', 'run_api']
 
 # %% ../notebooks/library/serve.ipynb #ed51eba6
+import json
 import logging
 import math
 import sys
@@ -18,6 +19,7 @@ from functools import lru_cache
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.routing import APIRoute
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import Field
@@ -37,6 +39,7 @@ class ServeSettings(BaseSettings):
     runtime: str = "sklearn"  # a key of serve_runtime.RUNTIMES
     max_batch_rows: int = Field(10_000, ge=1)  # more rows in one batch: 413
     max_body_bytes: int = Field(4_000_000, ge=1_000)  # a larger request body: 413
+    threads: int = Field(1, ge=1)  # OpenMP/BLAS threads of one prediction (requests run side by side)
 
 
 @lru_cache
@@ -56,11 +59,15 @@ class ModelState:
     def load(self, settings: ServeSettings) -> None:
         "Load the model (in a thread: /health answers meanwhile, /ready says 503 until it is done)."
         try:
-            self.runtime = load_runtime(settings.model, settings.runtime)
+            self.runtime = load_runtime(settings.model, settings.runtime, threads=settings.threads)
         except CourseError as e:
             self.error = str(e)
-            logging.getLogger("mlops_course.serve").error("%s: %s", type(e).__name__, e)
+        except Exception as e:  # noqa: BLE001 - a model that loads but cannot predict: still one line, never a hang
+            reason = (str(e).strip().splitlines() or [""])[0]
+            self.error = f"cannot serve the model {settings.model}: {type(e).__name__}: {reason}"
         finally:
+            if self.error:
+                logging.getLogger("mlops_course.serve").error("%s", self.error)
             self.loaded.set()
 
 # %% ../notebooks/library/serve.ipynb #1b7fbf6a
@@ -104,6 +111,33 @@ class NumpyJSON(JSONResponse):
         import orjson
 
         return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+
+# %% ../notebooks/library/serve.ipynb #5d04eecd
+class FastJSONRequest(Request):
+    "A request whose JSON body is parsed by orjson (the standard parser decides whatever orjson refuses)."
+
+    async def json(self):
+        if not hasattr(self, "_json"):
+            import orjson
+
+            body = await self.body()
+            try:
+                self._json = orjson.loads(body)
+            except orjson.JSONDecodeError:  # NaN, huge integers, lone surrogates: the standard library's answer
+                self._json = json.loads(body)
+        return self._json
+
+
+class FastJSONRoute(APIRoute):
+    "A route that parses its JSON body with orjson: `app.router.route_class`, also for the routers of later weeks."
+
+    def get_route_handler(self):
+        handler = super().get_route_handler()
+
+        async def parse_fast(request: Request):
+            return await handler(FastJSONRequest(request.scope, request.receive))
+
+        return parse_fast
 
 # %% ../notebooks/library/serve.ipynb #a64dc76f
 def _request_id(request: Request) -> str:
@@ -213,7 +247,7 @@ def add_routes(app: FastAPI) -> None:
         if len(batch.rows) > settings.max_batch_rows:
             raise HTTPException(413, detail=f"{len(batch.rows)} rows: a batch may have at most "
                                             f"{settings.max_batch_rows} rows; split it")
-        values = model.predict([row.model_dump() for row in batch.rows])
+        values = model.predict(batch.model_dump()["rows"])  # one call into pydantic-core, not one per row
         return NumpyJSON({"predictions": values, "model_version": model.info.version})
 
 # %% ../notebooks/library/serve.ipynb #3053bc21
@@ -228,6 +262,7 @@ def create_app(
     app.add_middleware(BodyLimit, max_bytes=_settings_of(app).max_body_bytes)
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(Exception, internal_error)
+    app.router.route_class = FastJSONRoute  # before the routes: each is built with it
     add_routes(app)
     return app
 
@@ -264,6 +299,7 @@ def start_api(
     runtime: str = "sklearn",  # a key of serve_runtime.RUNTIMES
     port: int | None = None,  # None: a free port
     max_batch_rows: int = 10_000,  # larger batches: 413
+    threads: int = 1,  # OpenMP/BLAS threads of one prediction
     timeout: float = 120,  # seconds to wait for /ready
     env: dict | None = None,  # more environment variables for the server
 ) -> Service:
@@ -274,7 +310,7 @@ def start_api(
 
     extra = {"MLOPS_COURSE_SERVE_MODEL": str(Path(model).resolve()) if Path(model).exists() else model,
              "MLOPS_COURSE_SERVE_RUNTIME": runtime, "MLOPS_COURSE_SERVE_MAX_BATCH_ROWS": str(max_batch_rows),
-             "OMP_NUM_THREADS": "2"}
+             "MLOPS_COURSE_SERVE_THREADS": str(threads)}
     try:
         extra["MLOPS_COURSE_TRACKING_URI"] = tracking_uri()
     except TrackingServerDown:
