@@ -10,7 +10,6 @@ __all__ = ['Model', 'Settings', 'ServeSettings', 'get_serve_settings', 'ModelSta
 # %% ../notebooks/library/serve.ipynb #ed51eba6
 import json
 import logging
-import math
 import sys
 import threading
 import uuid
@@ -19,16 +18,16 @@ from functools import lru_cache
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.routing import APIRoute
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import CourseError
 from .schema import FEATURES, SPECS
 from .serve_runtime import ModelLoadError, Runtime, load_runtime
-from .serve_schema import Batch, BatchPrediction, District, Prediction
+from .serve_schema import Batch, BatchPrediction, District, Prediction, json_safe
 from .services import Service, start_service
 
 # %% ../notebooks/library/serve.ipynb #59a4b848
@@ -153,22 +152,11 @@ async def internal_error(request: Request, exc: Exception) -> JSONResponse:
                         status_code=500, headers={"X-Request-ID": rid})
 
 # %% ../notebooks/library/serve.ipynb #03552e28
-def _json_safe(value):
-    "`value` with every NaN or infinity replaced by its name: JSON has no such numbers."
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    return value
-
-
 async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
     "A 422 listing what is wrong (field, rule, the value sent), even when the value was NaN or infinity."
     from fastapi.encoders import jsonable_encoder
 
-    return JSONResponse({"detail": _json_safe(jsonable_encoder(exc.errors()))}, status_code=422)
+    return JSONResponse({"detail": json_safe(jsonable_encoder(exc.errors()))}, status_code=422)
 
 # %% ../notebooks/library/serve.ipynb #62bcc408
 class BodyLimit:
