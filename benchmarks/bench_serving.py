@@ -116,7 +116,7 @@ def main() -> None:
     folder, df, pipeline = model_folder(args.rows)
     rows = json.loads(df.drop(columns="median_house_value").head(1_000).to_json(orient="records"))
     expected = pipeline.predict(frame(rows))
-    runs = {"course": [], "mlflow": []}
+    runs, load_before = {"course": [], "mlflow": []}, os.getloadavg()[0]
     for rep in range(args.repeats):
         for kind in ("course", "mlflow") if rep % 2 == 0 else ("mlflow", "course"):
             r = measure(kind, folder, rows[0], rows, args.seconds, args.connections)
@@ -133,7 +133,8 @@ def main() -> None:
              f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; one worker each; "
              f"{args.repeats} interleaved repetitions (medians); wrk {args.seconds} s per load, "
              f"{args.connections} connections for 1-row requests, 2 for 1,000-row batches; "
-             f"HistGradientBoosting (100 iterations) on {args.rows:,} simulated rows.", "",
+             f"HistGradientBoosting (100 iterations) on {args.rows:,} simulated rows; 1-minute load average "
+             f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after (other work on the machine skews every number).", "",
              "| measure | course API (sklearn) | mlflow models serve |", "|---|---|---|"]
     for k in c:
         lines.append(f"| {k} | {c[k]:,.4g} | {m[k]:,.4g} |")

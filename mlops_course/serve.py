@@ -4,12 +4,12 @@
 
 # %% auto #0
 __all__ = ['Model', 'Settings', 'ServeSettings', 'get_serve_settings', 'ModelState', 'lifespan', 'get_runtime', 'require_json',
-           'NumpyJSON', 'internal_error', 'invalid_request', 'BodyLimit', 'feature_schema', 'add_routes', 'create_app',
-           'api_command', 'start_api', 'run_api']
+           'NumpyJSON', 'FastJSONRequest', 'FastJSONRoute', 'internal_error', 'invalid_request', 'BodyLimit',
+           'feature_schema', 'add_routes', 'create_app', 'api_command', 'start_api', 'run_api']
 
 # %% ../notebooks/library/serve.ipynb #ed51eba6
+import json
 import logging
-import math
 import sys
 import threading
 import uuid
@@ -20,13 +20,14 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import CourseError
 from .schema import FEATURES, SPECS
 from .serve_runtime import ModelLoadError, Runtime, load_runtime
-from .serve_schema import Batch, BatchPrediction, District, Prediction
+from .serve_schema import Batch, BatchPrediction, District, Prediction, json_safe
 from .services import Service, start_service
 
 # %% ../notebooks/library/serve.ipynb #59a4b848
@@ -37,6 +38,7 @@ class ServeSettings(BaseSettings):
     runtime: str = "sklearn"  # a key of serve_runtime.RUNTIMES
     max_batch_rows: int = Field(10_000, ge=1)  # more rows in one batch: 413
     max_body_bytes: int = Field(4_000_000, ge=1_000)  # a larger request body: 413
+    threads: int = Field(1, ge=1)  # OpenMP/BLAS threads of one prediction (requests run side by side)
 
 
 @lru_cache
@@ -56,11 +58,15 @@ class ModelState:
     def load(self, settings: ServeSettings) -> None:
         "Load the model (in a thread: /health answers meanwhile, /ready says 503 until it is done)."
         try:
-            self.runtime = load_runtime(settings.model, settings.runtime)
+            self.runtime = load_runtime(settings.model, settings.runtime, threads=settings.threads)
         except CourseError as e:
             self.error = str(e)
-            logging.getLogger("mlops_course.serve").error("%s: %s", type(e).__name__, e)
+        except Exception as e:  # noqa: BLE001 - a model that loads but cannot predict: still one line, never a hang
+            reason = (str(e).strip().splitlines() or [""])[0]
+            self.error = f"cannot serve the model {settings.model}: {type(e).__name__}: {reason}"
         finally:
+            if self.error:
+                logging.getLogger("mlops_course.serve").error("%s", self.error)
             self.loaded.set()
 
 # %% ../notebooks/library/serve.ipynb #1b7fbf6a
@@ -105,6 +111,33 @@ class NumpyJSON(JSONResponse):
 
         return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
 
+# %% ../notebooks/library/serve.ipynb #5d04eecd
+class FastJSONRequest(Request):
+    "A request whose JSON body is parsed by orjson (the standard parser decides whatever orjson refuses)."
+
+    async def json(self):
+        if not hasattr(self, "_json"):
+            import orjson
+
+            body = await self.body()
+            try:
+                self._json = orjson.loads(body)
+            except orjson.JSONDecodeError:  # NaN, huge integers, lone surrogates: the standard library's answer
+                self._json = json.loads(body)
+        return self._json
+
+
+class FastJSONRoute(APIRoute):
+    "A route that parses its JSON body with orjson: `app.router.route_class`, also for the routers of later weeks."
+
+    def get_route_handler(self):
+        handler = super().get_route_handler()
+
+        async def parse_fast(request: Request):
+            return await handler(FastJSONRequest(request.scope, request.receive))
+
+        return parse_fast
+
 # %% ../notebooks/library/serve.ipynb #a64dc76f
 def _request_id(request: Request) -> str:
     "The request's id: the client's X-Request-ID if it sent one, else a new one."
@@ -119,22 +152,11 @@ async def internal_error(request: Request, exc: Exception) -> JSONResponse:
                         status_code=500, headers={"X-Request-ID": rid})
 
 # %% ../notebooks/library/serve.ipynb #03552e28
-def _json_safe(value):
-    "`value` with every NaN or infinity replaced by its name: JSON has no such numbers."
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    return value
-
-
 async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
     "A 422 listing what is wrong (field, rule, the value sent), even when the value was NaN or infinity."
     from fastapi.encoders import jsonable_encoder
 
-    return JSONResponse({"detail": _json_safe(jsonable_encoder(exc.errors()))}, status_code=422)
+    return JSONResponse({"detail": json_safe(jsonable_encoder(exc.errors()))}, status_code=422)
 
 # %% ../notebooks/library/serve.ipynb #62bcc408
 class BodyLimit:
@@ -213,7 +235,7 @@ def add_routes(app: FastAPI) -> None:
         if len(batch.rows) > settings.max_batch_rows:
             raise HTTPException(413, detail=f"{len(batch.rows)} rows: a batch may have at most "
                                             f"{settings.max_batch_rows} rows; split it")
-        values = model.predict([row.model_dump() for row in batch.rows])
+        values = model.predict(batch.model_dump()["rows"])  # one call into pydantic-core, not one per row
         return NumpyJSON({"predictions": values, "model_version": model.info.version})
 
 # %% ../notebooks/library/serve.ipynb #3053bc21
@@ -228,6 +250,7 @@ def create_app(
     app.add_middleware(BodyLimit, max_bytes=_settings_of(app).max_body_bytes)
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(Exception, internal_error)
+    app.router.route_class = FastJSONRoute  # before the routes: each is built with it
     add_routes(app)
     return app
 
@@ -264,6 +287,7 @@ def start_api(
     runtime: str = "sklearn",  # a key of serve_runtime.RUNTIMES
     port: int | None = None,  # None: a free port
     max_batch_rows: int = 10_000,  # larger batches: 413
+    threads: int = 1,  # OpenMP/BLAS threads of one prediction
     timeout: float = 120,  # seconds to wait for /ready
     env: dict | None = None,  # more environment variables for the server
 ) -> Service:
@@ -274,7 +298,7 @@ def start_api(
 
     extra = {"MLOPS_COURSE_SERVE_MODEL": str(Path(model).resolve()) if Path(model).exists() else model,
              "MLOPS_COURSE_SERVE_RUNTIME": runtime, "MLOPS_COURSE_SERVE_MAX_BATCH_ROWS": str(max_batch_rows),
-             "OMP_NUM_THREADS": "2"}
+             "MLOPS_COURSE_SERVE_THREADS": str(threads)}
     try:
         extra["MLOPS_COURSE_TRACKING_URI"] = tracking_uri()
     except TrackingServerDown:

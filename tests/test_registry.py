@@ -166,3 +166,34 @@ def test_serving_an_unknown_alias_fails_with_the_log(versions):
     with pytest.raises(ServiceError, match="exited with code") as e:
         serve_model(model_uri("no-such-alias", NAME), timeout=240)
     assert "no-such-alias" in str(e.value)
+
+
+def test_the_api_loads_registered_models_without_mlflow(server, runs, versions, month1):
+    "models:/ and runs:/ URIs resolve over the tracking server's REST API; the serving process never imports MLflow."
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from mlops_course.serve_runtime import ModelLoadError, frame, load_runtime
+
+    set_alias("serving", versions["tree"], NAME)
+    code = ("import json, sys; from mlops_course.serve_runtime import load_runtime; "
+            f"rt = load_runtime('models:/{NAME}@serving'); print(json.dumps({{'mlflow': 'mlflow' in sys.modules, "
+            "'version': rt.info.version, 'alias': rt.info.alias, 'metrics': sorted(rt.info.metrics)}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "MLOPS_COURSE_TRACKING_URI": server.url})
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got == {"mlflow": False, "version": str(versions["tree"]), "alias": "serving",
+                   "metrics": sorted(got["metrics"])} and "val_rmse" in got["metrics"]
+
+    rows = json.loads(month1.drop(columns=TARGET).head(50).to_json(orient="records"))
+    expected = load_model("serving", NAME).predict(frame(rows))
+    for uri in (f"models:/{NAME}@serving", f"models:/{NAME}/{versions['tree']}", f"runs:/{runs['tree']}/model"):
+        rt = load_runtime(uri)
+        assert np.array_equal(rt.predict(rows), expected), uri
+    assert rt.info.run_id == runs["tree"] and rt.info.metrics["val_rmse"] > 0
+    with pytest.raises(ModelLoadError, match=f"cannot load the model models:/{NAME}@nope: .*alias nope not found") as e:
+        load_runtime(f"models:/{NAME}@nope")
+    assert "\n" not in str(e.value)

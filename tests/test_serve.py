@@ -258,3 +258,28 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(api):
             case.call_and_validate()
 
         check()
+
+
+def test_a_missing_model_file_refuses_to_start(model_dir, tmp_path):
+    import shutil
+
+    from mlops_course.serve import start_api
+    from mlops_course.serve_runtime import ModelLoadError
+
+    gone = shutil.copytree(model_dir, tmp_path / "gone")
+    (gone / "model.skops").unlink()
+    with pytest.raises(ModelLoadError, match=r"cannot load the model .*: FileNotFoundError: the model file .*model.skops "
+                                             r"is missing") as e:
+        start_api(str(gone), timeout=300)
+    assert "\n" not in str(e.value)
+
+
+def test_serving_a_folder_never_imports_mlflow(model_dir):
+    "MLflow costs seconds and tens of MB at start-up; the API reads the MLmodel file itself."
+    import subprocess
+    import sys
+
+    code = ("import sys; from mlops_course.serve import create_app; from mlops_course.serve_runtime import load_runtime; "
+            f"rt = load_runtime({str(model_dir)!r}); assert rt.fast is not None; print('mlflow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "False", out.stderr[-2000:]

@@ -43,6 +43,8 @@ PROBES = [
           "Docker Desktop or docker.io; lessons lint Dockerfiles without it"),
     Probe("kubectl", "program", "kubectl version --client", "week 17 kustomize",
           "https://kubernetes.io/docs/tasks/tools/; manifests are still validated without it"),
+    Probe("redis-server", "program", "redis-server --version", "week 09 streaming inference (Redis Streams)",
+          "apt-get install redis-server; the streaming tests skip without it"),
     Probe("prometheus", "program", "prometheus --version", "week 10 scraping", "apt-get install prometheus"),
     Probe("promtool", "program", "promtool --version", "week 11 alert-rule tests", "apt-get install prometheus"),
     Probe("wrk", "program", "wrk -v", "week 09 load tests (a slower Python client otherwise)", "apt-get install wrk"),
