@@ -701,6 +701,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                         'mlops_course/serve_runtime.py'),
                                             'mlops_course.serve_runtime.resolve': ( 'library/serve_runtime.html#resolve',
                                                                                     'mlops_course/serve_runtime.py'),
+                                            'mlops_course.serve_runtime.resolve_in_store': ( 'library/serve_runtime.html#resolve_in_store',
+                                                                                             'mlops_course/serve_runtime.py'),
                                             'mlops_course.serve_runtime.save_model': ( 'library/serve_runtime.html#save_model',
                                                                                        'mlops_course/serve_runtime.py')},
             'mlops_course.serve_schema': { 'mlops_course.serve_schema.Batch': ( 'library/serve_schema.html#batch',

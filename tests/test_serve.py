@@ -283,3 +283,40 @@ def test_serving_a_folder_never_imports_mlflow(model_dir):
             f"rt = load_runtime({str(model_dir)!r}); assert rt.fast is not None; print('mlflow' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and out.stdout.strip() == "False", out.stderr[-2000:]
+
+
+def test_a_registry_in_a_sqlite_file_serves_models_and_runs_uris(housing, tmp_path, monkeypatch):
+    "No tracking server: `models:/` and `runs:/` resolve through MLflow reading the sqlite file (week 09's lesson)."
+    import mlflow
+
+    from mlops_course.config import get_settings
+    from mlops_course.serve_runtime import load_sklearn
+    from mlops_course.tracking import trusted_types
+
+    df, pipeline = housing
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLOPS_COURSE_TRACKING_URI", store)
+    get_settings.cache_clear()
+    client = mlflow.MlflowClient(tracking_uri=store, registry_uri=store)
+    exp = client.create_experiment("serve-sqlite", artifact_location=(tmp_path / "artifacts").as_uri())
+    run = client.create_run(exp)
+    client.log_metric(run.info.run_id, "val_rmse", 123.0)
+    client.set_terminated(run.info.run_id)
+    mlflow.set_tracking_uri(store)
+    mlflow.set_registry_uri(store)
+    try:
+        with mlflow.start_run(run_id=run.info.run_id):
+            mlflow.sklearn.log_model(pipeline, name="model", serialization_format="skops",
+                                     skops_trusted_types=trusted_types(pipeline))
+        version = mlflow.register_model(f"runs:/{run.info.run_id}/model", "housing").version
+        client.set_registered_model_alias("housing", "champion", version)
+        for uri in ("models:/housing@champion", f"models:/housing/{version}", f"runs:/{run.info.run_id}/model"):
+            model, info = load_sklearn(uri)
+            assert (model.predict(df[FEATURES].head(50)) == pipeline.predict(df[FEATURES].head(50))).all(), uri
+            assert info.run_id == run.info.run_id and info.metrics == {"val_rmse": 123.0}, (uri, info)
+        _, champion = load_sklearn("models:/housing@champion")
+        assert (champion.name, champion.version, champion.alias) == ("housing", str(version), "champion")
+    finally:
+        mlflow.set_tracking_uri(None)
+        mlflow.set_registry_uri(None)
+        get_settings.cache_clear()
