@@ -741,6 +741,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                  'mlops_course/services.py'),
                                        'mlops_course.services._launch': ('library/services.html#_launch', 'mlops_course/services.py'),
                                        'mlops_course.services._log_file': ('library/services.html#_log_file', 'mlops_course/services.py'),
+                                       'mlops_course.services._owns_port': ('library/services.html#_owns_port', 'mlops_course/services.py'),
                                        'mlops_course.services._readiness': ('library/services.html#_readiness', 'mlops_course/services.py'),
                                        'mlops_course.services._service_env': ( 'library/services.html#_service_env',
                                                                                'mlops_course/services.py'),

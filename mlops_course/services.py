@@ -235,10 +235,10 @@ Ready = str | Callable[[Service], bool] | None  # how start_service knows the se
 def _readiness(ready: Ready, host: str, port: int) -> tuple[Callable, str]:
     "A predicate for `ready`, and words that describe it in messages."
     if ready is None:
-        return (lambda s: port_in_use(port, host)), f"port {port} to accept connections"
+        return (lambda s: port_in_use(port, host) and _owns_port(s)), f"port {port} to accept connections"
     if isinstance(ready, str):
         url = ready.format(host=host, port=port)
-        return (lambda s: http_ok(url)), f"{url} to answer 2xx"
+        return (lambda s: http_ok(url) and _owns_port(s)), f"{url} to answer 2xx"
     if callable(ready):
         return ready, f"{getattr(ready, '__name__', 'the readiness check')} to return True"
     raise TypeError(f"ready must be a URL, a callable(service) -> bool or None, not {type(ready).__name__}")
@@ -252,6 +252,20 @@ def _failed(svc: Service, why: str) -> ServiceError:
     )
 
 # %% ../notebooks/library/services.ipynb #0c004c79
+def _owns_port(svc: Service) -> bool:
+    "False when the server's processes can be read and none listens on its port: another server answered the check."
+    import psutil
+    try:
+        root = psutil.Process(svc.proc.pid)
+        procs = [root, *root.children(recursive=True)]
+        return any(c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == svc.port
+                   for p in procs for c in p.net_connections(kind="tcp"))
+    except psutil.AccessDenied:
+        return True  # cannot tell: trust the readiness check
+    except psutil.Error:
+        return False  # gone: the exit check says why
+
+
 def _wait_ready(svc: Service, check: Callable, what: str, timeout: float) -> None:
     "Wait until `check(svc)`; if the server exits first or `timeout` passes, stop it and raise one error."
 
@@ -279,22 +293,29 @@ def start_service(
     log_dir: str | Path | None = None,  # folder of the log file (default: `<workspace>/logs`)
 ) -> Service:
     "Start a server in its own process group, log to the workspace, wait until it is ready (or fail quoting its log)."
-    if port is None:
-        port = free_port(host)
-    elif port_in_use(port, host):
+    picked = port is None  # a port picked here can be taken by another server between the pick and the bind
+    if not picked and port_in_use(port, host):
         raise ServiceError(
             f"port {port} on {host} is already in use, so {name} cannot start there. Stop what listens "
             f"on it (`lsof -i :{port}` names it — often a server left from an earlier run) or pass "
             "port=None to use a free port."
         )
-    check, what = _readiness(ready, host, port)
-    log_path, argv = _log_file(name, log_dir), [str(a).format(port=port, host=host) for a in cmd]
     t0 = time.monotonic()
-    svc = Service(name, _launch(name, argv, log_path, cwd, _service_env(env)), host, port, log_path, argv)
-    try:
-        _wait_ready(svc, check, what, timeout)
-    except BaseException:
-        svc.stop()
-        raise  # Ctrl-C while waiting stops the server too
+    for attempt in range(3 if picked else 1):
+        port = free_port(host) if picked else port
+        check, what = _readiness(ready, host, port)
+        log_path, argv = _log_file(name, log_dir), [str(a).format(port=port, host=host) for a in cmd]
+        svc = Service(name, _launch(name, argv, log_path, cwd, _service_env(env)), host, port, log_path, argv)
+        try:
+            _wait_ready(svc, check, what, timeout)
+        except ServiceError:
+            svc.stop()
+            if picked and attempt < 2 and port_in_use(port, host):
+                continue  # another server took the port in between: pick a new one
+            raise
+        except BaseException:
+            svc.stop()
+            raise  # Ctrl-C while waiting stops the server too
+        break
     svc.startup_seconds = time.monotonic() - t0
     return svc

@@ -105,6 +105,17 @@ def test_port_taken_is_refused_with_the_port_and_the_fix(workspace):
         assert not (workspace / "logs" / "second.log").exists()  # nothing was started
 
 
+def test_a_picked_port_taken_before_the_bind_is_picked_again(workspace, monkeypatch):
+    "Another server takes the port between the pick and the bind: its answers must not pass for ours."
+    import mlops_course.services as services
+
+    with start_service(HTTP, "other", ready="http://{host}:{port}/") as other:
+        picks = iter([other.port, free_port()])
+        monkeypatch.setattr(services, "free_port", lambda host="127.0.0.1": next(picks))
+        with start_service(HTTP, "ours", ready="http://{host}:{port}/") as ours:
+            assert ours.port != other.port and ours.running and http_ok(ours.url)
+
+
 def test_crash_at_startup_quotes_the_log(workspace):
     cmd = [sys.executable, "-c", "import sys; print('config file missing: /etc/x.yaml'); sys.exit(3)"]
     with pytest.raises(ServiceError) as e:
