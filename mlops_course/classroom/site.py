@@ -147,6 +147,8 @@ def render_math(text: str,     # markdown with $inline$ and $$display$$ TeX
 _BADGE = re.compile(r"^\[!\[.*$\n?", re.M)
 
 
+_WIDGET = "application/vnd.jupyter.widget-view+json"
+
 def stage(pages: list[Page],  # what `collect_pages` found
           root: Path,         # the checkout
           out: Path,          # the site's sources (emptied first)
@@ -168,6 +170,9 @@ def stage(pages: list[Page],  # what `collect_pages` found
             if c.cell_type == "markdown":
                 c.source = render_math(rewrite_links(c.source, p.dest, repo_paths, root, ".html"), p.dest)
             figures += sum("image/png" in o.get("data", {}) for o in c.get("outputs", []))
+            for o in c.get("outputs", []):  # a widget (a tqdm bar) needs a kernel and a script from a CDN: keep its text
+                o.get("data", {}).pop(_WIDGET, None)
+        nb.metadata.pop("widgets", None)
         nbformat.write(nb, target)
     return figures
 
