@@ -17,7 +17,7 @@ PORT   ?= 8888
 JOBS   ?= 2
 # The test suite mostly waits (servers starting, kernels, sandboxes, image builds): on 2 cores 2 workers kept
 # 0.9 core busy, so the tests run with twice as many workers as cores (override: make test TEST_JOBS=2).
-TEST_JOBS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 2) * 2 )))
+TEST_JOBS ?= $(shell echo $$(( $$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc 2>/dev/null || echo 2) * 2 )))  # nproc obeys OMP_NUM_THREADS: not here
 export MLOPS_COURSE_FAST_TIMEOUT ?= 600
 
 .PHONY: help install lab course site site-check lock-universal test check-sync lint unit notebooks solutions nbdev-test export \
