@@ -695,6 +695,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                          'mlops_course/serve_runtime.py'),
                                             'mlops_course.serve_runtime.load_sklearn': ( 'library/serve_runtime.html#load_sklearn',
                                                                                          'mlops_course/serve_runtime.py'),
+                                            'mlops_course.serve_runtime.parse_model_uri': ( 'library/serve_runtime.html#parse_model_uri',
+                                                                                            'mlops_course/serve_runtime.py'),
                                             'mlops_course.serve_runtime.probe_rows': ( 'library/serve_runtime.html#probe_rows',
                                                                                        'mlops_course/serve_runtime.py'),
                                             'mlops_course.serve_runtime.read_flavor': ( 'library/serve_runtime.html#read_flavor',
