@@ -53,16 +53,16 @@ def stage_prepare(root: str | Path = ".",  # the project folder (DVC runs the st
     return {name: len(part) for name, part in splits._asdict().items()}
 
 # %% ../notebooks/library/dvc_pipeline.ipynb #a9dfdfd7
-_TRUSTED_ROOTS = ("sklearn", "numpy", "scipy", "mlops_course", "builtins")  # modules a course model is made of
-
 def load_model(path: str | Path,  # a model file written by `stage_train`
                ):
     "Load a skops model file, trusting only scikit-learn, NumPy, SciPy and course types (anything else is refused)."
     import skops.io as sio
+
+    from mlops_course.tracking import TRUSTED_PACKAGES  # the one list of packages a course model may hold
     path = Path(path)
     if not path.is_file(): raise PipelineSpecError(f"no model at {path}: run the `train` stage first")
     types = sio.get_untrusted_types(file=path)
-    odd = [t for t in types if t.split(".")[0] not in _TRUSTED_ROOTS]
+    odd = [t for t in types if t.split(".")[0] not in TRUSTED_PACKAGES]
     if odd: raise PipelineSpecError(f"{path.name} contains types outside scikit-learn/NumPy/SciPy/mlops_course: {odd}")
     return sio.load(path, trusted=types)
 
