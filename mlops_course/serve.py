@@ -5,7 +5,8 @@
 # %% auto #0
 __all__ = ['Model', 'Settings', 'ServeSettings', 'get_serve_settings', 'ModelState', 'lifespan', 'get_runtime', 'require_json',
            'NumpyJSON', 'FastJSONRequest', 'FastJSONRoute', 'internal_error', 'invalid_request', 'BodyLimit',
-           'feature_schema', 'add_routes', 'create_app', 'api_command', 'start_api', 'run_api']
+           'ExtensionError', 'load_extensions', 'feature_schema', 'add_routes', 'create_app', 'api_command',
+           'start_api', 'run_api']
 
 # %% ../notebooks/library/serve.ipynb #ed51eba6
 import json
@@ -39,6 +40,7 @@ class ServeSettings(BaseSettings):
     max_batch_rows: int = Field(10_000, ge=1)  # more rows in one batch: 413
     max_body_bytes: int = Field(4_000_000, ge=1_000)  # a larger request body: 413
     threads: int = Field(1, ge=1)  # OpenMP/BLAS threads of one prediction (requests run side by side)
+    extensions: str = ""  # comma-separated `module:function` names, each called with the app (later weeks)
 
 
 @lru_cache
@@ -140,8 +142,8 @@ class FastJSONRoute(APIRoute):
 
 # %% ../notebooks/library/serve.ipynb #a64dc76f
 def _request_id(request: Request) -> str:
-    "The request's id: the client's X-Request-ID if it sent one, else a new one."
-    return request.headers.get("x-request-id") or uuid.uuid4().hex
+    "The request's id: the one a middleware gave it (week 11), else the client's X-Request-ID, else a new one."
+    return getattr(request.state, "request_id", None) or request.headers.get("x-request-id") or uuid.uuid4().hex
 
 
 async def internal_error(request: Request, exc: Exception) -> JSONResponse:
@@ -196,6 +198,35 @@ class BodyLimit:
 class _TooLarge(Exception):
     "Raised inside `BodyLimit` when a streamed body passes the limit."
 
+# %% ../notebooks/library/serve.ipynb #831d6a6a
+def _notify(app: FastAPI, rows: list[dict], values) -> None:
+    "Hand a prediction's input rows and outputs to every observer an extension registered."
+    for observe in app.state.observers:
+        observe(rows, values)
+
+# %% ../notebooks/library/serve.ipynb #8ba51d43
+class ExtensionError(CourseError):
+    "An extension named in the settings cannot be imported or is not a function of the app."
+
+
+def load_extensions(
+    names: str,  # comma-separated `package.module:function` names
+) -> list:
+    "The functions named by `names`, imported; each is later called once with the app to add one concern."
+    import importlib
+
+    found = []
+    for name in filter(None, (n.strip() for n in names.split(","))):
+        module, _, attr = name.partition(":")
+        try:
+            extend = getattr(importlib.import_module(module), attr) if attr else None
+        except (ImportError, AttributeError) as e:
+            raise ExtensionError(f"extension {name!r}: {type(e).__name__}: {e}") from None
+        if not callable(extend):
+            raise ExtensionError(f"extension {name!r} is not `module:function` naming a function of the app")
+        found.append(extend)
+    return found
+
 # %% ../notebooks/library/serve.ipynb #8e3ccdc0
 def feature_schema() -> list[dict]:
     "The nine features as /model describes them: name, type, unit, range, nullability, categories."
@@ -224,18 +255,23 @@ def add_routes(app: FastAPI) -> None:
                 "fast_path": getattr(model, "fast", None) is not None, "features": feature_schema()}
 
     @app.post("/predict", dependencies=[Depends(require_json)], summary="Predict one district's median house value")
-    async def predict(district: District, model: Model) -> Prediction:  # async: ~1 ms of CPU, no thread hop
-        value = model.predict([district.model_dump()])[0]
+    async def predict(district: District, model: Model, request: Request) -> Prediction:  # async: ~1 ms of CPU
+        rows = [district.model_dump()]
+        values = model.predict(rows)
+        _notify(request.app, rows, values)
+        value = values[0]
         return Prediction(median_house_value=value, model_version=model.info.version)
 
     @app.post("/predict/batch", dependencies=[Depends(require_json)], response_model=BatchPrediction,
               response_class=NumpyJSON, responses={413: {"description": "more rows than the API accepts"}},
               summary="Predict many districts (up to max_batch_rows)")
-    def predict_batch(batch: Batch, model: Model, settings: Settings):  # def: a long batch runs in a thread
+    def predict_batch(batch: Batch, model: Model, settings: Settings, request: Request):  # def: runs in a thread
         if len(batch.rows) > settings.max_batch_rows:
             raise HTTPException(413, detail=f"{len(batch.rows)} rows: a batch may have at most "
                                             f"{settings.max_batch_rows} rows; split it")
-        values = model.predict(batch.model_dump()["rows"])  # one call into pydantic-core, not one per row
+        rows = batch.model_dump()["rows"]  # one call into pydantic-core, not one per row
+        values = model.predict(rows)
+        _notify(request.app, rows, values)
         return NumpyJSON({"predictions": values, "model_version": model.info.version})
 
 # %% ../notebooks/library/serve.ipynb #3053bc21
@@ -251,7 +287,10 @@ def create_app(
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(Exception, internal_error)
     app.router.route_class = FastJSONRoute  # before the routes: each is built with it
+    app.state.observers = []  # called with (rows, predictions) after every prediction (monitoring, week 10)
     add_routes(app)
+    for extend in load_extensions(_settings_of(app).extensions):
+        extend(app)
     return app
 
 # %% ../notebooks/library/serve.ipynb #d2d647d0
@@ -290,6 +329,7 @@ def start_api(
     threads: int = 1,  # OpenMP/BLAS threads of one prediction
     timeout: float = 120,  # seconds to wait for /ready
     env: dict | None = None,  # more environment variables for the server
+    extensions: list[str] = (),  # `module:function` names called with the app (see `load_extensions`)
 ) -> Service:
     "Start the housing API in a uvicorn subprocess; returns the `Service` once /ready answers 200."
     from pathlib import Path
@@ -298,7 +338,7 @@ def start_api(
 
     extra = {"MLOPS_COURSE_SERVE_MODEL": str(Path(model).resolve()) if Path(model).exists() else model,
              "MLOPS_COURSE_SERVE_RUNTIME": runtime, "MLOPS_COURSE_SERVE_MAX_BATCH_ROWS": str(max_batch_rows),
-             "MLOPS_COURSE_SERVE_THREADS": str(threads)}
+             "MLOPS_COURSE_SERVE_THREADS": str(threads), "MLOPS_COURSE_SERVE_EXTENSIONS": ",".join(extensions)}
     try:
         extra["MLOPS_COURSE_TRACKING_URI"] = tracking_uri()
     except TrackingServerDown:
@@ -315,10 +355,12 @@ def run_api(
     runtime: str | None = None,  # default: the MLOPS_COURSE_SERVE_RUNTIME setting
     port: int = 8000,  # TCP port
     host: str = "127.0.0.1",  # interface (0.0.0.0 inside a container)
+    extensions: list[str] | None = None,  # `module:function` names (default: the MLOPS_COURSE_SERVE_EXTENSIONS setting)
 ) -> None:
     "Serve the API in this process until Ctrl-C (the `mlops-course serve` command and the container use it)."
     import uvicorn
 
     base = get_serve_settings()
-    settings = base.model_copy(update={k: v for k, v in {"model": model, "runtime": runtime}.items() if v})
+    update = {"model": model, "runtime": runtime, "extensions": ",".join(extensions or [])}
+    settings = base.model_copy(update={k: v for k, v in update.items() if v})
     uvicorn.run(create_app(settings), host=host, port=port, workers=1, access_log=False)

@@ -221,7 +221,8 @@ def doctor():
 def serve(model: Annotated[str | None, typer.Option(help="model URI or folder [default: models:/housing@champion]")] = None,
           runtime: Annotated[str, typer.Option(help="serving runtime")] = "sklearn",
           port: Annotated[int, typer.Option(help="TCP port")] = 8000,
-          host: Annotated[str, typer.Option(help="interface (0.0.0.0 in a container)")] = "127.0.0.1"):
+          host: Annotated[str, typer.Option(help="interface (0.0.0.0 in a container)")] = "127.0.0.1",
+          extension: Annotated[list[str] | None, typer.Option(help="module:function adding a concern (repeatable)")] = None):
     "Serve the housing API (week 09) until Ctrl-C."
     from mlops_course.serve import run_api
-    run_api(model, runtime, port, host)
+    run_api(model, runtime, port, host, extensions=extension)
