@@ -244,10 +244,9 @@ def test_api_killed_and_restarted_errors_only_while_down(api, prometheus, traffi
         stop.set()
         sender.join(30)
         sent = out["sent"]
-        failed = sent[sent.status == 0]
-        assert len(failed) > 0 and (sent.status[sent.t > ready] != 0).all(), "errors after the API was ready again"
-        assert failed.t.min() >= killed - 0.5 and failed.t.max() <= ready, (killed, ready, failed.t.describe())
-        assert (sent[sent.t < killed - 0.5].status != 0).all(), "errors before the API was killed"
+        failed = sent[(sent.status == 0) | (sent.status >= 500)]  # refused, or 503 while the model loads
+        assert (sent.status == 0).any() and failed.t.min() >= killed - 0.5 and failed.t.max() <= ready, (
+            killed, ready, failed.groupby("status").t.describe())
         up = query_range(prometheus, f'up{{job="{JOB}"}}', killed - 1, time.time(), step=0.5)[0]
         down = [t for t, v in zip(up["times"], up["values"], strict=True) if v == 0]
         assert down and killed - 1 <= min(down) and max(down) <= ready + 1.5, (killed, ready, up)
