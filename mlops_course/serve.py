@@ -29,7 +29,10 @@ from .errors import CourseError
 from .schema import FEATURES, SPECS
 from .serve_runtime import ModelLoadError, Runtime, load_runtime
 from .serve_schema import Batch, BatchPrediction, District, Prediction, json_safe
-from .services import Service, start_service
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the server needs none of services (the API image lacks its dependencies)
+    from mlops_course.services import Service
 
 # %% ../notebooks/library/serve.ipynb #59a4b848
 class ServeSettings(BaseSettings):
@@ -302,7 +305,7 @@ def api_command(
             "--port", "{port}", "--workers", str(workers), "--no-access-log", "--log-level", "warning"]
 
 # %% ../notebooks/library/serve.ipynb #9c2bb835
-def _ready_or_failed(svc: Service) -> bool:
+def _ready_or_failed(svc: "Service") -> bool:
     "Readiness of the API: True once /ready answers 200; a model that failed to load raises its one line."
     import json
     import urllib.error
@@ -330,9 +333,11 @@ def start_api(
     timeout: float = 120,  # seconds to wait for /ready
     env: dict | None = None,  # more environment variables for the server
     extensions: list[str] = (),  # `module:function` names called with the app (see `load_extensions`)
-) -> Service:
+) -> "Service":
     "Start the housing API in a uvicorn subprocess; returns the `Service` once /ready answers 200."
     from pathlib import Path
+
+    from mlops_course.services import start_service
 
     from mlops_course.tracking import TrackingServerDown, tracking_uri
 
