@@ -83,7 +83,7 @@ async def lifespan(app: FastAPI):
     yield
 
 # %% ../notebooks/library/serve.ipynb #a38fcf13
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:  # async: a plain `def` dependency costs a thread hop
     "The loaded model's runtime (a dependency); 503 while it is loading or if it failed to load."
     state: ModelState = request.app.state.model
     if state.runtime is None:

@@ -18,7 +18,7 @@ from fastapi.routing import APIRoute
 from .serve_schema import json_safe
 
 # %% ../notebooks/library/serve_http.ipynb #cce97167
-def require_json(request: Request) -> None:
+async def require_json(request: Request) -> None:  # async: FastAPI runs a plain `def` dependency in a thread
     "415 unless the request says its body is JSON (a dependency of the predict routes)."
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind != "application/json":
