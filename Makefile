@@ -145,6 +145,6 @@ clean:  ## remove the workspace, caches and executed copies (keeps .venv)
 # --- docker (deploy/docker) ---------------------------------------------------------------------------
 # Needs a Docker engine; as root without one: `deploy/docker/engine.sh start` and the DOCKER_HOST it prints.
 .PHONY: images
-images: install  ## build the training, serving and course images (a model trained in between)
-	MLOPS_COURSE_DOCKER_IMAGES=$${MLOPS_COURSE_DOCKER_IMAGES:-train,serve,course} \
+images: install  ## build the training, serving (mlflow and API) and course images (a model trained in between)
+	MLOPS_COURSE_DOCKER_IMAGES=$${MLOPS_COURSE_DOCKER_IMAGES:-train,serve,api,course} \
 	$(BIN)/python deploy/docker/images.py build

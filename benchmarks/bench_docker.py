@@ -1,12 +1,12 @@
-"""Build time and size of the course's three images (training, serving, course/Binder) from a cold cache.
+"""Build time and size of the course's images (training, serving with MLflow, the week-09 API, course/Binder) from a cold cache.
 
     .venv/bin/python benchmarks/bench_docker.py              # appends to benchmarks/RESULTS.md
     .venv/bin/python benchmarks/bench_docker.py --no-record
     .venv/bin/python benchmarks/bench_docker.py --keep       # leave the images for `docker run`
 
-What the image tests do (deploy/docker/images.py): remove the three images and their build cache, then
-build the training image, train a model with it, build the serving image of that model and the course
-image, one after the other. The base images stay (the offline base is made once and cached). Also
+What the image tests do (deploy/docker/images.py): remove the images and their build cache, then build
+the training image, train a model with it, build the two serving images of that model (and the course
+image with MLOPS_COURSE_DOCKER_IMAGES=train,serve,api,course), one after the other. The base images stay (the offline base is made once and cached). Also
 reports the engine's disk use while the images exist. Needs a Docker engine (deploy/docker/engine.sh).
 """
 from __future__ import annotations
@@ -67,7 +67,7 @@ def main() -> int:
 Machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.system()} {platform.machine()}, \
 load average {load:.1f} at start; {status.reason}, classic builder, base `{bases['BASE_IMAGE']}` \
 (ready in {base_s:.0f} s). Cold build (no image, no build cache), one image after the other; the \
-serving image holds a model trained by the training image ({total:.0f} s for all, training included).
+serving images hold a model trained by the training image ({total:.0f} s for all, training included).
 
 | image | build s | size MB |
 |---|---:|---:|

@@ -25,14 +25,8 @@ from pathlib import Path
 import nbformat
 from results import record  # benchmarks/ is on sys.path when a script here runs
 
-from mlops_course.classroom.grading import (
-    Options,
-    _Session,
-    _Space,
-    grade_folder,
-    grade_notebook,
-    solution_checks,
-)
+from mlops_course.classroom.gradebook import grade_folder, solution_checks
+from mlops_course.classroom.grading import Options, _Session, _Space, grade_notebook
 from mlops_course.classroom.labs import lab_json
 from mlops_course.classroom.sandbox import Limits, bwrap_command, kernel_env, sandbox_support
 

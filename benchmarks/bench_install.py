@@ -27,7 +27,8 @@ from results import record  # benchmarks/ is on sys.path when a script here runs
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCK = ROOT / "requirements" / "lock.txt"
-TARGET_TEST_S = 20 * 60  # make test on a fresh machine, install included
+TARGET_INSTALL_S = 60  # a fresh install of the whole lock on an idle 2-core machine: what a learner waits for
+TARGET_TEST_S = 25 * 60  # make test on a fresh machine
 
 
 def uv() -> str:
@@ -96,7 +97,9 @@ def report(rows: list[dict]) -> str:
     for r in rows:
         lines.append(f"| {r['mode']} | {r['venv_s']:.1f} | {r['lock_s']:.1f} | {r['package_s']:.1f} | "
                      f"{r['total_s']:.1f} | {r['size_mb']:.0f} |")
-    lines += ["", f"Budget: `make test` on a fresh machine, install included, ≤ {TARGET_TEST_S // 60} min."]
+    met = ", ".join(f"{r['mode']} {'meets' if r['total_s'] <= TARGET_INSTALL_S else 'MISSES'} it" for r in rows)
+    lines += ["", f"Bar: a fresh install ≤ {TARGET_INSTALL_S} s on an idle 2-core machine ({met}; a load average "
+              f"above 1 at the start makes every number an upper bound). Budget of `make test`: ≤ {TARGET_TEST_S // 60} min."]
     return "\n".join(lines) + "\n"
 
 

@@ -54,12 +54,12 @@ def train_and_export(out: str | Path,          # folder to write the MLflow mode
     import shutil
 
     import mlflow.sklearn
-    import skops.io as sio
     from mlflow.models import infer_signature
 
     from mlops_course.config import get_settings
     from mlops_course.data import load_housing
     from mlops_course.features import split_data
+    from mlops_course.model_store import trusted_types
     from mlops_course.train import X_y, evaluate, train_model
     seed = get_settings().seed if seed is None else seed
     df = load_housing()
@@ -73,7 +73,7 @@ def train_and_export(out: str | Path,          # folder to write the MLflow mode
     X_test, _ = X_y(test)
     out = Path(out)
     if out.exists(): shutil.rmtree(out)
-    trusted = sio.get_untrusted_types(data=sio.dumps(pipe))  # the types of the model we just trained ourselves
+    trusted = trusted_types(pipe)  # the course's one trust policy (model_store), as every course model
     env_log = logging.getLogger("mlflow.utils.environment")
     level, _ = env_log.level, env_log.setLevel(logging.ERROR)  # a venv without pip makes MLflow warn about it
     try:

@@ -70,17 +70,34 @@ def _docker(args: list, timeout: float = 600, **kw) -> str:
 def build_image(dockerfile: str | Path,          # the Dockerfile to build
                 tag: str,                         # name:tag of the image, e.g. housing-serve:0.1.0
                 context: str | Path | None = None,  # build context (default: the course checkout)
-                build_args: dict | None = None,   # --build-arg values
-                network: str | None = None,       # --network of the build's RUN steps (e.g. "host")
+                build_args: dict | None = None,   # --build-arg values (over this machine's BASE_IMAGE, CA_IMAGE)
+                network: str | None = None,       # --network of RUN steps (default: MLOPS_COURSE_DOCKER_NETWORK)
+                labels: dict | None = None,       # --label values
+                reuse: tuple[str, str] | None = None,  # (label, value): skip the build if `tag` already carries it
+                extra: dict | None = None,        # {path in the context: a folder} to put in (docker_build.context_tar)
                 timeout: float = 1800,            # seconds
                 ) -> str:
-    "Build an image (BuildKit unless DOCKER_BUILDKIT says otherwise); raises `DockerUnavailable` without an engine."
+    "Build an image with the context its own .dockerignore selects and this machine's base (docker_build)."
+    import tempfile
+
     from mlops_course.config import find_project_root
+    from mlops_course.docker_build import build_args as machine_args
+    from mlops_course.docker_build import build_lock, context_tar, image_label
     require_docker()
-    context = Path(context or find_project_root() or Path.cwd())
-    args = ["build", "-f", Path(dockerfile), "-t", tag, *(["--network", network] if network else [])]
-    for k, v in (build_args or {}).items(): args += ["--build-arg", f"{k}={v}"]
-    _docker([*args, context], timeout=timeout, env={"DOCKER_BUILDKIT": "1", **os.environ})
+    root = Path(context or find_project_root() or Path.cwd()).resolve()
+    rel = (Path(dockerfile).resolve().relative_to(root) if Path(dockerfile).is_absolute() else Path(dockerfile)).as_posix()
+    network = network or os.environ.get("MLOPS_COURSE_DOCKER_NETWORK")
+    cmd = ["build", "-f", rel, "-t", tag, *(["--network", network] if network else [])]
+    for k, v in (labels or {}).items(): cmd += ["--label", f"{k}={v}"]
+    for k, v in {**machine_args(), **(build_args or {})}.items(): cmd += ["--build-arg", f"{k}={v}"]
+    with build_lock(rel), tempfile.TemporaryFile() as fh:
+        if reuse and image_label(tag, reuse[0]) == reuse[1]:
+            return tag  # built before from the same context and arguments
+        context_tar(root, rel, fh, extra)
+        fh.seek(0)
+        # the context is a tar (the Dockerfile's own ignore file applied), so either builder sees the same files;
+        # the classic one by default: it needs no buildx plugin and talks to older engines
+        _docker([*cmd, "-"], timeout=timeout, stdin=fh, env={"DOCKER_BUILDKIT": "0", **os.environ})
     return tag
 
 # %% ../notebooks/library/docker_engine.ipynb #5eab4fdd
@@ -103,18 +120,19 @@ def run_container(image: str,                    # image to run
 @contextmanager
 def serving_container(image: str,           # a serving image listening on `container_port`
                       container_port: int = 8080,
-                      timeout: float = 120,  # seconds to wait for /ping
+                      timeout: float = 120,  # seconds to wait for `ready_path`
+                      ready_path: str = "/ping",  # answers 200 once the model is loaded (/ready for week 09's API)
                       ):
-    "Start a serving container on a free loopback port, wait for /ping, yield its base URL, remove it on exit."
+    "Start a serving container on a free loopback port, wait for `ready_path`, yield its base URL, remove it on exit."
     from mlops_course.services import free_port, http_ok, wait_until  # here: the training image runs without them
     require_docker()
     port = free_port()
     cid = _docker(["run", "-d", "--rm", "-p", f"127.0.0.1:{port}:{container_port}", image])
     url = f"http://127.0.0.1:{port}"
     try:
-        if not wait_until(lambda: http_ok(f"{url}/ping"), timeout, interval=0.5):
+        if not wait_until(lambda: http_ok(f"{url}{ready_path}"), timeout, interval=0.5):
             logs = subprocess.run(["docker", "logs", "--tail", "20", cid], capture_output=True, text=True)
-            raise DockerError(f"{image} did not answer /ping within {timeout:g} s; last logs:\n"
+            raise DockerError(f"{image} did not answer {ready_path} within {timeout:g} s; last logs:\n"
                               f"{(logs.stdout + logs.stderr).strip()}")
         yield url
     finally:

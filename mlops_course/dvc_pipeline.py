@@ -56,15 +56,13 @@ def stage_prepare(root: str | Path = ".",  # the project folder (DVC runs the st
 def load_model(path: str | Path,  # a model file written by `stage_train`
                ):
     "Load a skops model file, trusting only scikit-learn, NumPy, SciPy and course types (anything else is refused)."
-    import skops.io as sio
-
-    from mlops_course.tracking import TRUSTED_PACKAGES  # the one list of packages a course model may hold
+    from mlops_course.model_store import UntrustedModelError, load_skops  # the one trust policy of course models
     path = Path(path)
     if not path.is_file(): raise PipelineSpecError(f"no model at {path}: run the `train` stage first")
-    types = sio.get_untrusted_types(file=path)
-    odd = [t for t in types if t.split(".")[0] not in TRUSTED_PACKAGES]
-    if odd: raise PipelineSpecError(f"{path.name} contains types outside scikit-learn/NumPy/SciPy/mlops_course: {odd}")
-    return sio.load(path, trusted=types)
+    try:
+        return load_skops(path)
+    except UntrustedModelError as e:
+        raise PipelineSpecError(f"{path.name}: {e}") from None
 
 # %% ../notebooks/library/dvc_pipeline.ipynb #28490bdd
 def stage_train(root: str | Path = ".",  # the project folder

@@ -53,6 +53,8 @@ def pytest_collection_modifyitems(config, items):
     """Tests that share a module-scoped fixture (a server, a graded batch, a trained model) run on one xdist worker,
     so the fixture is built once per module and not once per worker: under `--dist loadgroup` each connected set of
     such tests is one group; tests without one (or already grouped) are balanced freely."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return  # `-p no:xdist`: one process, nothing to group
     parent: dict[str, str] = {}
 
     def find(k: str) -> str:

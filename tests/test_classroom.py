@@ -17,7 +17,8 @@ import psutil
 import pytest
 
 from mlops_course.classroom import cli
-from mlops_course.classroom.grading import collect_submissions, find_solution, grade_folder, grade_notebook
+from mlops_course.classroom.gradebook import collect_submissions, find_solution, grade_folder
+from mlops_course.classroom.grading import grade_notebook
 from mlops_course.classroom.labs import (
     LabError,
     build_labs,

@@ -1,9 +1,10 @@
 """The course's images built and run on a real Docker engine: the training image trains and exports a
-model as its unprivileged user, the serving image answers predictions over HTTP and turns healthy, the
+model as its unprivileged user, the serving images (`mlflow models serve`, week 04; the course's API, week 09)
+answer predictions over HTTP as non-root and turn healthy, the
 course image (Binder, Codespaces) serves JupyterLab as uid 1000, also below a Binder base URL.
 
 Where no engine answers, the course's own one is started (deploy/docker/engine.sh, needs root and
-dockerd); where neither exists every test here skips and says why. The three images are built once per
+dockerd); where neither exists every test here skips and says why. The images are built once per
 test session (deploy/docker/images.py: a build already started in the background is waited for, an
 image whose context is unchanged is reused) and removed at the end unless MLOPS_COURSE_DOCKER_KEEP=1."""
 from __future__ import annotations
@@ -16,6 +17,7 @@ import shutil
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -96,7 +98,7 @@ def _get(url: str, timeout: float = 60) -> dict:
             time.sleep(1)
 
 
-@pytest.mark.parametrize("name", ["train", "serve", "course"])
+@pytest.mark.parametrize("name", ["train", "serve", "api", "course"])
 def test_image_builds_and_holds_no_build_certificates(images, name):
     rec, tag = images.built(name), images.IMAGES[name][1]
     assert rec["size_mb"] > 50, rec
@@ -137,6 +139,40 @@ def test_serving_container_predicts_over_http_as_non_root_and_turns_healthy(imag
     assert len(got) == len(expected) and all(math.isclose(a, b, rel_tol=1e-9) for a, b in zip(got, expected, strict=True)), \
         (got, list(expected))
     assert uid == "10001", f"the server runs as uid {uid}"
+    assert health == "healthy", f"HEALTHCHECK status {health}: {_inspect(cid, '{{json .State.Health}}')}"
+
+
+def test_api_container_serves_the_course_api_as_non_root_and_turns_healthy(images):
+    "Week 09's API in its image: the same predictions as the model loaded here, strict validation, /ready healthy."
+    import pandas as pd
+
+    from mlops_course.model_store import load_sklearn
+    from mlops_course.serve_runtime import frame
+
+    tag = images.built("api")["tag"]
+    model_dir = images.CACHE / "model-workspace" / "models" / "housing"
+    example = json.loads((model_dir / "serving_input_example.json").read_text())["dataframe_split"]
+    rows = pd.DataFrame(example["data"], columns=example["columns"]).to_dict(orient="records")
+    expected = load_sklearn(str(model_dir))[0].predict(frame(rows))
+
+    def post(url, body):
+        req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r: return r.status, json.load(r)
+        except urllib.error.HTTPError as e: return e.code, json.load(e)
+
+    with C.serving_container(tag, container_port=8000, ready_path="/ready", timeout=180) as url:
+        status, got = post(f"{url}/predict/batch", {"rows": rows})
+        bad, detail = post(f"{url}/predict", {**rows[0], "housing_median_age": "12"})
+        card = _get(f"{url}/model")
+        cid = subprocess.run(["docker", "ps", "-q", "--filter", f"ancestor={tag}"], capture_output=True,
+                             text=True, check=True).stdout.split()[0]
+        uid = subprocess.run(["docker", "exec", cid, "id", "-u"], capture_output=True, text=True).stdout.strip()
+        health = _wait_healthy(cid, timeout=90)
+    assert status == 200 and got["predictions"] == list(expected), (status, got, list(expected))
+    assert bad == 422 and "housing_median_age" in json.dumps(detail), detail
+    assert card["fast_path"] is True and card["runtime"] == "sklearn", card
+    assert uid == "10001", f"the API runs as uid {uid}"
     assert health == "healthy", f"HEALTHCHECK status {health}: {_inspect(cid, '{{json .State.Health}}')}"
 
 

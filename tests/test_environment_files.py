@@ -212,7 +212,7 @@ def test_ci_workflow_runs_make_test():
     assert uses["actions/upload-artifact"]["if"] == "always()", "upload the reports when tests fail too"
     assert any(s.get("run", "").strip() == "make test" for s in job["steps"]), "CI must run `make test`"
     builds_every_image = [s for s in wf["jobs"]["images"]["steps"] if "tests/test_docker_images.py" in s.get("run", "")
-                          and s.get("env", {}).get("MLOPS_COURSE_DOCKER_IMAGES") == "train,serve,course"]
+                          and s.get("env", {}).get("MLOPS_COURSE_DOCKER_IMAGES") == "train,serve,api,course"]
     assert builds_every_image, "a job builds and runs every image, the course image included"
 
 

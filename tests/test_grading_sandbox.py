@@ -20,7 +20,8 @@ import nbformat
 import psutil
 import pytest
 
-from mlops_course.classroom.grading import grade_folder, grade_notebook, solution_checks
+from mlops_course.classroom.gradebook import grade_folder, solution_checks
+from mlops_course.classroom.grading import grade_notebook
 from mlops_course.classroom.labs import lab_checks, lab_json
 from mlops_course.classroom.sandbox import Limits, sandbox_support
 

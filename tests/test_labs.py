@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from mlops_course.classroom.grading import grade_notebook, solution_checks
+from mlops_course.classroom.gradebook import solution_checks
+from mlops_course.classroom.grading import grade_notebook
 from mlops_course.classroom.labs import lab_text, partial_submission
 from mlops_course.classroom.sandbox import sandbox_support
 

@@ -305,6 +305,7 @@ def test_a_registry_in_a_sqlite_file_serves_models_and_runs_uris(housing, tmp_pa
     mlflow.set_tracking_uri(store)
     mlflow.set_registry_uri(store)
     try:
+        mlflow.set_experiment(experiment_id=exp)  # an experiment another test of this process made active: not ours
         with mlflow.start_run(run_id=run.info.run_id):
             mlflow.sklearn.log_model(pipeline, name="model", serialization_format="skops",
                                      skops_trusted_types=trusted_types(pipeline))

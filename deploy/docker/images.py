@@ -1,162 +1,63 @@
-"""Build, run and clean the course's three images against a real Docker engine, also offline.
+"""Build, run and clean the course's four images against a real Docker engine, also offline.
 
     python deploy/docker/images.py build     # train image -> a model -> serving image (and the course image)
     python deploy/docker/images.py clean     # remove what `build` made (the bases stay for the next run)
 
-The images: deploy/docker/Dockerfile.train, deploy/docker/Dockerfile.serve (serving the model the
-training image has just written) and the root Dockerfile (JupyterLab, Binder, Codespaces). `build` makes
-the images named in MLOPS_COURSE_DOCKER_IMAGES (default `train,serve`; the course image, a 2 GB
-environment, takes several times longer to build: `MLOPS_COURSE_DOCKER_IMAGES=train,serve,course`).
+The images: deploy/docker/Dockerfile.train, deploy/docker/Dockerfile.serve (week 04: `mlflow models serve` on
+the model the training image has just written), deploy/docker/Dockerfile.api (week 09: the course's FastAPI
+app on the same model) and the root Dockerfile (JupyterLab, Binder, Codespaces). `build` makes the images
+named in MLOPS_COURSE_DOCKER_IMAGES (default `train,serve,api`; the course image, a 2 GB environment, takes
+several times longer to build: `MLOPS_COURSE_DOCKER_IMAGES=train,serve,api,course`).
 
-Built the way `docker build` builds them, with three differences that only matter on machines that
-reach a package index but no image registry and no BuildKit:
-- the base image is a build argument (BASE_IMAGE): the pinned public one when the engine has it,
-  otherwise an image made from Debian packages by offline-base.sh;
-- CA_IMAGE: the certificates pip and uv trust while installing come from an image holding this
-  machine's trust bundle (a TLS-inspecting proxy's CA included). Only builder stages read it, so it is
-  in no layer of the images built;
-- the classic builder (`DOCKER_BUILDKIT=0`) reads only the root .dockerignore, so the build context
-  is sent as a tar made from the Dockerfile's own `<Dockerfile>.dockerignore`, as BuildKit would.
+Built with `mlops_course.docker_engine.build_image`, the function week 04's lesson builds with: the context
+its Dockerfile's own ignore file selects, this machine's base image and build certificates
+(`mlops_course.docker_build`: the pinned public base where a registry answers, else one made from Debian
+packages; the trust bundle of a TLS-inspecting proxy in builder stages only). This script adds what a test
+run needs: one build per image at a time, an image reused when its context and arguments are unchanged, a
+model trained by the training image baked into the serving images.
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
-import io
 import json
 import os
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
+
+from mlops_course.docker_build import CACHE, build_args, build_lock, context_tar, image_label
+from mlops_course.docker_engine import build_image
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = ROOT / "deploy" / "docker"
-CACHE = Path(os.environ.get("MLOPS_COURSE_DOCKER_CACHE")
-             or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mlops-course" / "docker")
-PUBLIC_BASE = "python:3.11.14-slim-trixie"              # the Dockerfiles' default BASE_IMAGE
-OFFLINE_BASE = "mlops-course/python:3.11-bookworm-offline"
-CA_IMAGE = "mlops-course/build-ca:local"
-TRUST_BUNDLE = Path(os.environ.get("SSL_CERT_FILE") or "/etc/ssl/certs/ca-certificates.crt")
 IMAGES = {  # name: (Dockerfile relative to the checkout, tag)
     "train": ("deploy/docker/Dockerfile.train", "mlops-course/housing-train:ci"),
     "serve": ("deploy/docker/Dockerfile.serve", "mlops-course/housing-serve:ci"),
+    "api": ("deploy/docker/Dockerfile.api", "mlops-course/housing-api:ci"),
     "course": ("Dockerfile", "mlops-course/course:ci"),
 }
-MODEL_IN_CONTEXT = "workspace/models/housing"  # Dockerfile.serve's MODEL_DIR
-# Docker's predefined proxy arguments: passed through when set, and never recorded in the image history
-PROXY_ARGS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "no_proxy")
-
-
-class BuildFailed(RuntimeError):
-    "A docker command failed (the message shows the command and Docker's last lines)."
-
-
-def docker(*args, stdin=None, timeout: float = 1800) -> str:
-    "Run `docker <args>` with the classic builder; a failure raises `BuildFailed` with Docker's last lines."
-    cmd = ["docker", *map(str, args)]
-    env = {**os.environ, "DOCKER_BUILDKIT": "0"}
-    r = subprocess.run(cmd, stdin=stdin, capture_output=True, text=True, timeout=timeout, env=env)
-    if r.returncode:
-        tail = "\n".join((r.stderr.strip() or r.stdout.strip()).splitlines()[-12:])
-        raise BuildFailed(f"`{' '.join(cmd[:6])} ...` failed (exit {r.returncode}):\n{tail}")
-    return r.stdout.strip()
-
-
-def has_image(tag: str) -> bool:
-    return subprocess.run(["docker", "image", "inspect", tag], capture_output=True).returncode == 0
-
-
-def label(tag: str, key: str) -> str | None:
-    "The value of label `key` on image `tag` (None without the image or the label)."
-    r = subprocess.run(["docker", "image", "inspect", "--format", "{{json .Config.Labels}}", tag],
-                       capture_output=True, text=True)
-    return None if r.returncode else (json.loads(r.stdout) or {}).get(key)
-
-
-@contextmanager
-def build_lock(name: str):
-    "One build of image `name` at a time per machine: a build started in the background and the tests share it."
-    CACHE.mkdir(parents=True, exist_ok=True)
-    with open(CACHE / f"build-{name}.lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try: yield
-        finally: fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def base_image() -> str:
-    "MLOPS_COURSE_DOCKER_BASE, else the pinned public base when the engine has it, else the offline one."
-    chosen = os.environ.get("MLOPS_COURSE_DOCKER_BASE")
-    if chosen: return chosen
-    if has_image(PUBLIC_BASE): return PUBLIC_BASE
-    subprocess.run([HERE / "offline-base.sh", OFFLINE_BASE], check=True, stdout=subprocess.DEVNULL)
-    return OFFLINE_BASE
-
-
-def ca_image(bundle: Path = TRUST_BUNDLE) -> str:
-    "An image holding only `bundle` at /etc/ssl/certs/ca-certificates.crt (re-imported when the bundle changes)."
-    data = bundle.read_bytes()
-    key = hashlib.sha256(data).hexdigest()[:12]
-    if label(CA_IMAGE, "mlops-course.bundle") == key: return CA_IMAGE
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        info = tarfile.TarInfo("etc/ssl/certs/ca-certificates.crt")
-        info.size, info.mode = len(data), 0o644
-        tar.addfile(info, io.BytesIO(data))
-    with tempfile.TemporaryFile() as fh:
-        fh.write(buf.getvalue()); fh.seek(0)
-        docker("import", "--change", f"LABEL mlops-course.bundle={key}", "-", CA_IMAGE, stdin=fh)
-    return CA_IMAGE
-
-
-def build_args() -> dict[str, str]:
-    "BASE_IMAGE and CA_IMAGE for this machine, plus the proxy variables set in the environment."
-    return {"BASE_IMAGE": base_image(), "CA_IMAGE": ca_image(),
-            **{k: os.environ[k] for k in PROXY_ARGS if os.environ.get(k)}}
-
-
-def context_tar(dockerfile: str, out, extra: dict[str, Path] | None = None) -> str:
-    "Write the build context of `dockerfile` (its own ignore file first) as a tar to `out`; returns its sha256."
-    from mlops_course.containers import context_files, read_dockerignore
-    own = ROOT / f"{dockerfile}.dockerignore"
-    patterns = read_dockerignore(own if own.is_file() else ROOT / ".dockerignore")
-    files = {f: ROOT / f for f in context_files(ROOT, patterns)} | {dockerfile: ROOT / dockerfile}
-    for dest, src in (extra or {}).items():
-        files = {f: p for f, p in files.items() if not f.startswith(dest + "/")}
-        files |= {f"{dest}/{p.relative_to(src).as_posix()}": p for p in sorted(Path(src).rglob("*")) if p.is_file()}
-    digest = hashlib.sha256()
-    # GNU format: Docker recognises a tar on stdin by its first 512-byte header, which a PAX record would spoil
-    with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as tar:
-        for rel in sorted(files):
-            info = tar.gettarinfo(files[rel], arcname=rel)
-            info.uid = info.gid = 0; info.uname = info.gname = ""; info.mtime = int(info.mtime)
-            with open(files[rel], "rb") as fh:
-                tar.addfile(info, fh)
-            digest.update(rel.encode() + b"\0" + files[rel].read_bytes())
-    return digest.hexdigest()
+MODEL_IN_CONTEXT = "workspace/models/housing"  # MODEL_DIR of Dockerfile.serve and Dockerfile.api
+WITH_MODEL = ("serve", "api")  # the images that bake in the model the training image trains
 
 
 def build(name: str, extra: dict[str, Path] | None = None, args: dict[str, str] | None = None) -> dict:
     "Build image `name` of IMAGES unless an image with the same context and arguments exists; time and size."
     dockerfile, tag = IMAGES[name]
     args = build_args() if args is None else args
-    with build_lock(name), tempfile.TemporaryFile() as fh:
-        key = hashlib.sha256((context_tar(dockerfile, fh, extra) + json.dumps(args, sort_keys=True)).encode())
-        key = key.hexdigest()[:16]
-        cached = label(tag, "mlops-course.context") == key
-        t0 = time.perf_counter()
-        if not cached:
-            fh.seek(0)
-            flags = [a for k, v in args.items() for a in ("--build-arg", f"{k}={v}")]
-            docker("build", "--network", "host", "--label", f"mlops-course.context={key}", "-f", dockerfile,
-                   "-t", tag, *flags, "-", stdin=fh, timeout=3600)
-        seconds = time.perf_counter() - t0
-    size = int(docker("image", "inspect", "--format", "{{.Size}}", tag))
-    return {"image": name, "tag": tag, "base": args.get("BASE_IMAGE", PUBLIC_BASE), "cached": cached,
+    with tempfile.TemporaryFile() as fh:  # the context's hash: build_image sends the same files
+        digest = context_tar(ROOT, dockerfile, fh, extra)
+    key = hashlib.sha256((digest + json.dumps(args, sort_keys=True)).encode()).hexdigest()[:16]
+    cached = image_label(tag, "mlops-course.context") == key
+    t0 = time.perf_counter()
+    build_image(ROOT / dockerfile, tag, context=ROOT, build_args=args, network="host", extra=extra, timeout=3600,
+                labels={"mlops-course.context": key}, reuse=("mlops-course.context", key))
+    seconds = time.perf_counter() - t0
+    size = int(subprocess.run(["docker", "image", "inspect", "--format", "{{.Size}}", tag], capture_output=True,
+                              text=True, check=True).stdout)
+    return {"image": name, "tag": tag, "base": args.get("BASE_IMAGE"), "cached": cached,
             "build_s": round(seconds, 1), "size_mb": round(size / 1e6, 1)}
 
 
@@ -172,26 +73,26 @@ def train_model(out: Path, n: int = 3000) -> dict:
 
 
 def ensure(name: str, args: dict[str, str] | None = None) -> dict:
-    "Image `name` built (or reused); the serving image of a model the training image has trained."
+    "Image `name` built (or reused); a serving image holds a model the training image has trained."
     args = build_args() if args is None else args
-    if name != "serve": return build(name, args=args)
+    if name not in WITH_MODEL: return build(name, args=args)
     ensure("train", args)
     workdir = CACHE / "model-workspace"
     with build_lock("model"):
         if not (workdir / "models" / "housing" / "MLmodel").is_file(): train_model(workdir)
-    return build("serve", extra={MODEL_IN_CONTEXT: workdir / "models" / "housing"}, args=args)
+    return build(name, extra={MODEL_IN_CONTEXT: workdir / "models" / "housing"}, args=args)
 
 
 def selected() -> list[str]:
     "The images to build: MLOPS_COURSE_DOCKER_IMAGES (comma-separated names), default train and serve."
-    names = [n.strip() for n in os.environ.get("MLOPS_COURSE_DOCKER_IMAGES", "train,serve").split(",") if n.strip()]
+    names = [n.strip() for n in os.environ.get("MLOPS_COURSE_DOCKER_IMAGES", "train,serve,api").split(",") if n.strip()]
     unknown = sorted(set(names) - set(IMAGES))
     if unknown: raise SystemExit(f"MLOPS_COURSE_DOCKER_IMAGES names unknown images {unknown}: choose from {sorted(IMAGES)}")
     return names
 
 
 def build_all() -> list[dict]:
-    "The selected images (`selected`): train image, a model trained by it, its serving image, the course image."
+    "The selected images (`selected`): train image, a model trained by it, its serving images, the course image."
     args = build_args()
     return [ensure(name, args) for name in selected()]
 

@@ -11,8 +11,8 @@ from typing import Annotated
 
 import typer
 
-from .grading import (Options, find_solution, grade_folder, grade_notebook, grade_table,
-                                            solution_checks, solution_for)
+from .gradebook import find_solution, grade_folder, grade_table, solution_checks, solution_for
+from .grading import Options, grade_notebook
 from .labs import build_labs, check_labs
 from ..config import find_project_root
 from ..errors import CourseError

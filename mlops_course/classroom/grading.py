@@ -5,28 +5,23 @@
 # %% ../../notebooks/classroom/03_grading.ipynb #6b997342
 from __future__ import annotations
 
-import csv
-import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 
-from .labs import Check, LabError, lab_checks
+from .labs import Check
 from .runner import RUN_ID_VAR, _last_line, reap
 from .sandbox import (INSIDE, KernelSpace, Limits, SandboxError, bwrap_command, kernel_env,
                                             kill_uids, new_uid, processes_of, sandbox_support)
 from ..errors import CourseError
 
 # %% auto #0
-__all__ = ['GradingError', 'CheckResult', 'Grade', 'Options', 'grade_notebook', 'find_solution', 'solution_for',
-           'solution_checks', 'collect_submissions', 'grade_folder', 'grade_table']
+__all__ = ['GradingError', 'CheckResult', 'Grade', 'Options', 'grade_notebook']
 
 # %% ../../notebooks/classroom/03_grading.ipynb #0b09c4e0
 class GradingError(CourseError, ValueError):
@@ -363,127 +358,3 @@ def grade_notebook(submission: Path,           # the learner's notebook
     g.checks = [results.get(c.name) or CheckResult(c.name, 0, c.points, "not run") for c in checks]
     g.seconds = round(time.monotonic() - t0, 1)
     return g
-
-# %% ../../notebooks/classroom/03_grading.ipynb #0dda48e1
-def find_solution(lab: str | int,   # lab number, e.g. 3 or "03"
-                  solutions: Path,  # the solutions folder
-                  ) -> Path:
-    "The solution notebook of lab number `lab`."
-    s = str(lab).strip()
-    if not s.isdigit():
-        raise GradingError(f"lab number must be an integer like 3 or 03, not {lab!r}")
-    if not Path(solutions).is_dir():
-        raise GradingError(f"{solutions}: no such solutions folder")
-    found = sorted(Path(solutions).glob(f"lab{int(s):02d}_*.ipynb"))
-    if not found:
-        known = ", ".join(p.name.split("_")[0][3:] for p in sorted(Path(solutions).glob("lab*_*.ipynb")))
-        raise GradingError(f"no solution for lab {int(s):02d} in {solutions} (labs available: {known or 'none'})")
-    return found[0]
-
-def solution_for(notebook: Path, solutions: Path) -> Path:
-    "The solution with the same file name as `notebook`."
-    p = Path(solutions) / Path(notebook).name
-    if not p.exists():
-        raise GradingError(f"{Path(notebook).name}: no solution with this file name in {solutions}; "
-                           "keep the lab's original file name")
-    return p
-
-def solution_checks(solution: Path) -> list[Check]:
-    "The hidden checks of a solution; an error if it has none."
-    import nbformat
-    try:
-        checks = lab_checks(nbformat.read(solution, as_version=4), Path(solution).name)
-    except LabError:
-        raise
-    except Exception as e:
-        raise GradingError(f"{Path(solution).name}: not a readable notebook ({type(e).__name__})") from None
-    if not checks:
-        raise GradingError(f"{Path(solution).name}: no '# CHECK <name> points=<n>' cells, nothing to grade")
-    return checks
-
-# %% ../../notebooks/classroom/03_grading.ipynb #5bc30485
-def collect_submissions(folder: Path,    # the submissions folder
-                        lab_name: str,   # file name of the lab, for per-learner subfolders
-                        ) -> dict[str, Path]:
-    "`{learner: notebook}` for a folder of notebooks or of per-learner folders."
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise GradingError(f"{folder}: no such folder")
-    subs = {p.stem: p for p in sorted(folder.glob("*.ipynb")) if not p.name.startswith(".")}
-    for d in sorted(q for q in folder.iterdir() if q.is_dir() and not q.name.startswith(".")):
-        nbs = [d / lab_name] if (d / lab_name).exists() else sorted(d.glob("*.ipynb"))
-        if len(nbs) == 1:
-            subs.setdefault(d.name, nbs[0])
-    if not subs:
-        raise GradingError(f"{folder}: no submissions (expected <learner>.ipynb or <learner>/{lab_name})")
-    return subs
-
-# %% ../../notebooks/classroom/03_grading.ipynb #05dc6761
-def _grade_job(args: tuple) -> dict:
-    path, checks, learner, lab, opt = args
-    try:
-        return grade_notebook(path, checks, learner, lab, opt).to_dict()
-    except Exception as e:
-        g = Grade(learner, lab, [CheckResult(c.name, 0, c.points, "grader error") for c in checks],
-                  [f"grader error: {type(e).__name__}: {_last_line(e)}"], sandboxed=not opt.unsafe)
-        return g.to_dict()
-
-def _markdown(d: dict) -> str:
-    rows = "\n".join(f"| {c['name']} | {c['points']}/{c['max_points']} | "
-                     + ("✓ passed" if c["passed"] else f"✗ {c['reason'] or 'failed'}".replace("|", "\\|")) + " |"
-                     for c in d["checks"])
-    notes = "".join(f"- {n}\n" for n in d["notes"]) or "- none\n"
-    how = "" if d.get("sandboxed", True) else "\n> Graded WITHOUT a sandbox (`--unsafe`).\n"
-    return (f"# {d['lab']} — feedback for {d['learner']}\n{how}\n**Score: {d['total']} / {d['max']}**\n\n"
-            f"| check | points | result |\n|---|---|---|\n{rows}\n\n"
-            f"## What happened while your notebook ran\n\n{notes}")
-
-# %% ../../notebooks/classroom/03_grading.ipynb #81249dbf
-def grade_folder(solution: Path,            # the solution whose checks grade the lab
-                 submissions: Path,         # folder of submissions
-                 out_csv: Path,             # grades.csv to write
-                 feedback: Path | None = None,  # folder for <learner>.json/.md (default: next to out_csv)
-                 workers: int = 1,          # submissions graded at the same time
-                 options: Options | None = None,
-                 **kwargs,                  # fields of `Options` (timeout, budget, unsafe, ...)
-                 ) -> list[dict]:
-    "Grade every submission; once every sandbox is gone, write the CSV and the feedback; the grades as dicts."
-    solution, out_csv = Path(solution), Path(out_csv)
-    fb = Path(feedback) if feedback else out_csv.parent / "feedback"
-    checks = solution_checks(solution)
-    subs = collect_submissions(submissions, solution.name)
-    opt = options or Options(**kwargs)
-    hidden = tuple(p.resolve() for p in (solution.parent, Path(submissions), out_csv.parent, fb))
-    opt = Options(**{**asdict(opt), "limits": opt.limits, "hide": tuple(opt.hide) + hidden})
-    if not opt.unsafe and (why := sandbox_support()):
-        raise SandboxError(f"cannot create a sandbox: {why} (grade with --unsafe only if you trust every submission)")
-    jobs = [(p, checks, learner, solution.stem, opt) for learner, p in subs.items()]
-    if workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=get_context("spawn")) as pool:
-            grades = list(pool.map(_grade_job, jobs))
-    else:
-        grades = [_grade_job(j) for j in jobs]
-    out_csv.parent.mkdir(parents=True, exist_ok=True)
-    with out_csv.open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["learner", *[c.name for c in checks], "total", "max", "sandboxed"])
-        for d in grades:
-            w.writerow([d["learner"], *[c["points"] for c in d["checks"]], d["total"], d["max"], d["sandboxed"]])
-    fb.mkdir(parents=True, exist_ok=True)
-    for d in grades:
-        (fb / f"{d['learner']}.json").write_text(json.dumps(d, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        (fb / f"{d['learner']}.md").write_text(_markdown(d), encoding="utf-8")
-    return grades
-
-# %% ../../notebooks/classroom/03_grading.ipynb #7e108107
-def grade_table(g: Grade):
-    "A rich table of one grade: check, points, result."
-    from rich.table import Table
-    t = Table(title=f"{g.lab} — {g.total} / {g.max_points} points" + ("" if g.sandboxed else " (no sandbox)"))
-    t.add_column("check")
-    t.add_column("points", justify="right")
-    t.add_column("result")
-    for c in g.checks:
-        t.add_row(c.name, f"{c.points}/{c.max_points}",
-                  "[green]✓ passed[/]" if c.passed else f"[red]✗[/] {c.reason or 'failed'}")
-    return t
