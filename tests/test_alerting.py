@@ -1,0 +1,89 @@
+"""Alerting: the Alertmanager config of deploy/ checked by amtool and run for real (routes by severity, inhibition),
+the course's webhook receiver, the alert rules of deploy/prometheus/rules checked and unit-tested with promtool."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from mlops_course.alerting import (
+    AlertingError,
+    active_alerts,
+    post_alert,
+    received_alerts,
+    start_alertmanager,
+    start_receiver,
+    wait_for_alert,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+AM_CONFIG = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
+needs_alertmanager = pytest.mark.skipif(not (shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")),
+                                        reason="Alertmanager is not installed (apt-get install prometheus-alertmanager)")
+
+
+@pytest.mark.deploy
+@pytest.mark.skipif(shutil.which("amtool") is None, reason="amtool is not installed")
+def test_the_deployed_alertmanager_config_is_valid():
+    r = subprocess.run(["amtool", "check-config", str(AM_CONFIG)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.mark.code
+def test_a_missing_alertmanager_is_one_clear_error(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(AlertingError, match="apt-get install prometheus-alertmanager"):
+        start_alertmanager("http://127.0.0.1:1")
+
+
+@pytest.fixture(scope="module")
+def receiver(module_workspace):
+    with start_receiver(module_workspace / "alerts" / "received.jsonl") as svc:
+        yield svc
+
+
+@pytest.fixture(scope="module")
+def alertmanager(receiver, module_workspace):
+    with start_alertmanager(receiver.url, workspace=module_workspace) as svc:
+        yield svc
+
+
+@pytest.mark.api
+@pytest.mark.slow
+@needs_alertmanager
+def test_alerts_are_routed_by_severity(alertmanager, receiver):
+    post_alert(alertmanager, "T1Page", {"severity": "page", "service": "housing-api"}, {"summary": "wake up"})
+    post_alert(alertmanager, "T1Ticket", {"severity": "ticket", "service": "housing-api"})
+    assert wait_for_alert(receiver, "T1Page", timeout=30)["path"] == "/page"
+    assert wait_for_alert(receiver, "T1Ticket", timeout=30)["path"] == "/tickets"
+    assert {"T1Page", "T1Ticket"} <= {a["alertname"] for a in active_alerts(alertmanager)}
+
+
+@pytest.mark.api
+@pytest.mark.slow
+@needs_alertmanager
+def test_no_traffic_holds_back_the_other_api_alerts(alertmanager, receiver):
+    post_alert(alertmanager, "HousingApiNoTraffic", {"severity": "page", "service": "housing-api"})
+    wait_for_alert(receiver, "HousingApiNoTraffic", timeout=30)
+    post_alert(alertmanager, "T2ErrorRatio", {"severity": "page", "service": "housing-api"})
+    post_alert(alertmanager, "T2Other", {"severity": "page", "service": "another-api"})  # not the same service
+    wait_for_alert(receiver, "T2Other", timeout=30)
+    time.sleep(2)  # group_wait and group_interval are 1 s: an uninhibited T2ErrorRatio would be here by now
+    assert "T2ErrorRatio" not in {a["alertname"] for a in received_alerts(receiver)}
+    states = {a["alertname"]: a["state"] for a in active_alerts(alertmanager)}
+    assert states["T2ErrorRatio"] == "suppressed"
+
+
+@pytest.mark.api
+@pytest.mark.slow
+@needs_alertmanager
+def test_the_receiver_survives_garbage(receiver):
+    import httpx
+
+    with httpx.Client(trust_env=False) as c:
+        assert c.post(receiver.url + "/alerts", content=b"not json").status_code == 400
+        assert c.get(receiver.url + "/").status_code == 200
+    received_alerts(receiver)  # still readable
