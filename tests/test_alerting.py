@@ -87,3 +87,46 @@ def test_the_receiver_survives_garbage(receiver):
         assert c.post(receiver.url + "/alerts", content=b"not json").status_code == 400
         assert c.get(receiver.url + "/").status_code == 200
     received_alerts(receiver)  # still readable
+
+
+RULES = ROOT / "deploy" / "prometheus" / "rules"
+needs_promtool = pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed (apt-get install prometheus)")
+
+
+@pytest.mark.deploy
+@needs_promtool
+def test_the_alert_rules_are_valid():
+    r = subprocess.run(["promtool", "check", "rules", str(RULES / "housing.yml")], capture_output=True, text=True)
+    assert r.returncode == 0 and "SUCCESS" in r.stdout, r.stdout + r.stderr
+
+
+@pytest.mark.deploy
+@needs_promtool
+def test_the_alert_rules_pass_their_unit_tests():
+    r = subprocess.run(["promtool", "test", "rules", "housing_test.yml"], cwd=RULES, capture_output=True, text=True)
+    assert r.returncode == 0 and "SUCCESS" in r.stdout, r.stdout + r.stderr
+
+
+@pytest.mark.deploy
+def test_every_alert_has_a_severity_a_service_and_a_summary():
+    import yaml
+
+    alerts = [r for g in yaml.safe_load((RULES / "housing.yml").read_text())["groups"] for r in g["rules"] if "alert" in r]
+    assert {a["alert"] for a in alerts} == {"HousingApiHighErrorRatio", "HousingApiHighLatencyP99", "HousingApiNoTraffic",
+                                            "HousingApiPriceDrift"}
+    for a in alerts:
+        assert a["labels"]["severity"] in ("page", "ticket") and a["labels"]["service"] == "housing-api", a["alert"]
+        assert a["annotations"]["summary"] and a.get("for"), a["alert"]
+
+
+AGREED_METRICS = {"housing_api_requests_total", "housing_api_request_duration_seconds", "housing_api_requests_in_progress",
+                  "housing_api_predicted_price_dollars", "housing_api_feature_value", "housing_api_model_info"}
+
+
+@pytest.mark.deploy
+def test_the_rules_use_only_the_metrics_the_api_exports():
+    import re
+
+    text = (RULES / "housing.yml").read_text()
+    used = {re.sub(r"_(bucket|sum|count)$", "", m) for m in re.findall(r"\bhousing_api_[a-z_]+", text)}
+    assert used and used <= AGREED_METRICS, used - AGREED_METRICS
