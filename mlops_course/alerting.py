@@ -5,10 +5,11 @@
 # %% auto #0
 __all__ = ['DEFAULT_CONFIG', 'AlertingError', 'alertmanager_binary', 'default_config_file', 'alertmanager_config',
            'start_alertmanager', 'run_receiver', 'start_receiver', 'received_alerts', 'wait_for_alert', 'post_alert',
-           'active_alerts']
+           'active_alerts', 'default_rules_file', 'shorten_rules']
 
-# %% ../notebooks/library/alerting.ipynb #89e9b069
+# %% ../notebooks/library/alerting.ipynb #c22da198
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -25,7 +26,7 @@ from .config import find_project_root, get_settings
 from .errors import CourseError
 from .services import Service, loopback_opener, start_service, wait_until
 
-# %% ../notebooks/library/alerting.ipynb #d3c0fc31
+# %% ../notebooks/library/alerting.ipynb #c3270fe2
 class AlertingError(CourseError, RuntimeError):
     "Alertmanager is missing or refuses its config, or an awaited alert did not arrive; the message says why."
 
@@ -38,7 +39,7 @@ def alertmanager_binary() -> str:
                             "brew install alertmanager (macOS), or a release from https://prometheus.io/download/")
     return found
 
-# %% ../notebooks/library/alerting.ipynb #e1252618
+# %% ../notebooks/library/alerting.ipynb #df341b9d
 DEFAULT_CONFIG = {  # used when there is no course checkout (an installed package): one webhook, every alert
     "route": {"receiver": "housing-oncall", "group_by": ["alertname"]},
     "receivers": [{"name": "housing-oncall", "webhook_configs": [{"url": "http://127.0.0.1:9095/alerts",
@@ -51,7 +52,7 @@ def default_config_file() -> Path | None:
     path = root / "deploy" / "alertmanager" / "alertmanager.yml" if root else None
     return path if path and path.is_file() else None
 
-# %% ../notebooks/library/alerting.ipynb #98cd51f5
+# %% ../notebooks/library/alerting.ipynb #092ff85a
 def alertmanager_config(
     webhook_url: str,  # base URL of the receiver, e.g. a started receiver's `.url`
     base: Path | dict | None = None,  # a config file or dict (default: deploy/alertmanager/alertmanager.yml)
@@ -69,7 +70,7 @@ def alertmanager_config(
     config["route"].update(group_wait=group_wait, group_interval=group_interval, repeat_interval=repeat_interval)
     return config
 
-# %% ../notebooks/library/alerting.ipynb #5b95bfca
+# %% ../notebooks/library/alerting.ipynb #f8e3fe6a
 def _literal(text: str) -> str:
     "`text` with its braces doubled: `start_service` fills in only `{host}` and `{port}` of a command line."
     return text.replace("{", "{{").replace("}", "}}")
@@ -86,7 +87,7 @@ def _check_config(path: Path) -> None:
         reason = next((ln.split("FAILED:", 1)[1].strip() for ln in lines if "FAILED:" in ln), lines[-1])
         raise AlertingError(f"Alertmanager refuses the config {path}: {reason}")
 
-# %% ../notebooks/library/alerting.ipynb #348eed89
+# %% ../notebooks/library/alerting.ipynb #89da28ff
 def start_alertmanager(
     webhook_url: str,  # where notifications go: the base URL of a receiver (see `start_receiver`)
     config: Path | dict | None = None,  # base config (default: deploy/alertmanager/alertmanager.yml)
@@ -109,7 +110,7 @@ def start_alertmanager(
     svc.config_path = path
     return svc
 
-# %% ../notebooks/library/alerting.ipynb #20f38162
+# %% ../notebooks/library/alerting.ipynb #f8d90e3f
 class _Receiver(BaseHTTPRequestHandler):
     "Accepts Alertmanager's webhook: each POSTed notification is appended to the server's file as one JSON line."
 
@@ -147,7 +148,7 @@ def run_receiver(
     server.out, server.lock = out, threading.Lock()
     server.serve_forever()
 
-# %% ../notebooks/library/alerting.ipynb #0ee8fae3
+# %% ../notebooks/library/alerting.ipynb #b379fd89
 def start_receiver(
     path: Path | None = None,  # the JSON-lines file (default: `<workspace>/alerts/received.jsonl`, emptied)
     port: int | None = None,  # None: a free port
@@ -163,7 +164,7 @@ def start_receiver(
     svc.alerts_file = path
     return svc
 
-# %% ../notebooks/library/alerting.ipynb #c41393be
+# %% ../notebooks/library/alerting.ipynb #25bba267
 def received_alerts(
     source: Service | Path | str,  # a receiver from `start_receiver`, or its file
 ) -> list[dict]:
@@ -180,7 +181,7 @@ def received_alerts(
                          "starts_at": alert.get("startsAt")})
     return rows
 
-# %% ../notebooks/library/alerting.ipynb #c202c373
+# %% ../notebooks/library/alerting.ipynb #90f89bd6
 def wait_for_alert(
     source: Service | Path | str,  # a receiver, or its file
     alertname: str,  # the alert awaited
@@ -197,7 +198,7 @@ def wait_for_alert(
                             f"it received {got or 'nothing'}")
     return found[0]
 
-# %% ../notebooks/library/alerting.ipynb #6265c27d
+# %% ../notebooks/library/alerting.ipynb #11fa3fa3
 def _api(svc: Service, path: str, body=None):
     "GET (or POST `body` as JSON to) Alertmanager's v2 API; the parsed answer."
     data = None if body is None else json.dumps(body).encode()
@@ -222,3 +223,34 @@ def active_alerts(alertmanager: Service) -> list[dict]:
     "The alerts Alertmanager holds now (name, state, labels), from its v2 API."
     return [{"alertname": a["labels"].get("alertname"), "state": a["status"]["state"], "labels": a["labels"]}
             for a in _api(alertmanager, "/alerts")]
+
+# %% ../notebooks/library/alerting.ipynb #13b6fc56
+def default_rules_file() -> Path:
+    "`deploy/prometheus/rules/housing.yml` of the course checkout: the housing API's alert rules."
+    root = find_project_root()
+    if root is None:
+        raise AlertingError("no course checkout found: pass the rule file explicitly")
+    return root / "deploy" / "prometheus" / "rules" / "housing.yml"
+
+
+def shorten_rules(
+    rules: Path | None = None,  # a Prometheus rule file (default: deploy/prometheus/rules/housing.yml)
+    out: Path | None = None,  # where to write the copy (default: `<workspace>/prometheus-rules/<name>`)
+    window: str = "15s",  # every range selector `[5m]` becomes `[window]`
+    hold: str = "5s",  # every `for:` becomes `hold` (not less: see below)
+    offset: str = "1m",  # every `offset 1d` becomes `offset <offset>`
+) -> Path:
+    "A copy of a rule file on a lesson's clock: the same expressions with seconds where production has minutes."
+    rules = Path(rules or default_rules_file())
+    doc = yaml.safe_load(rules.read_text())
+    for group in doc["groups"]:
+        for rule in group["rules"]:
+            expr = re.sub(r"\[\d+[smhdwy]\]", f"[{window}]", rule["expr"])
+            rule["expr"] = re.sub(r"\boffset\s+\d+[smhdwy]", f"offset {offset}", expr)
+            if "for" in rule:
+                rule["for"] = hold
+    out = Path(out or get_settings().path("prometheus-rules", rules.name))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(f"# {rules.name} with windows of {window}, for: {hold}, offsets of {offset}\n"
+                   + yaml.safe_dump(doc, sort_keys=False))
+    return out

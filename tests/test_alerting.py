@@ -130,3 +130,58 @@ def test_the_rules_use_only_the_metrics_the_api_exports():
     text = (RULES / "housing.yml").read_text()
     used = {re.sub(r"_(bucket|sum|count)$", "", m) for m in re.findall(r"\bhousing_api_[a-z_]+", text)}
     assert used and used <= AGREED_METRICS, used - AGREED_METRICS
+
+
+# --- end to end: the API's metrics scraped by Prometheus, the deployed rules (on a clock of seconds) evaluated,
+# --- the firing alert sent to Alertmanager, routed to the receiver, then resolved by traffic -------------------
+
+needs_prometheus = pytest.mark.skipif(shutil.which("prometheus") is None, reason="prometheus is not installed")
+
+
+@pytest.fixture(scope="module")
+def housing_api(tmp_path_factory):
+    "The housing API with the metrics and logging extensions, on a small model."
+    import json
+
+    from mlops_course.schema import FEATURES
+    from mlops_course.serve import start_api
+    from mlops_course.serve_runtime import save_model
+    from mlops_course.simulator import HousingMarket
+    from mlops_course.train import train_model
+
+    df = HousingMarket(seed=2).sample(300)
+    folder = save_model(train_model(df, "tree", max_depth=4), tmp_path_factory.mktemp("m") / "m", df[FEATURES])
+    with start_api(str(folder), extensions=["mlops_course.monitoring:instrument", "mlops_course.logs:add_logging"],
+                   timeout=300) as api:
+        api.district = json.loads(df[FEATURES].head(1).to_json(orient="records"))[0]
+        yield api
+
+
+@pytest.mark.api
+@pytest.mark.slow
+@needs_alertmanager
+@needs_prometheus
+def test_an_alert_fires_end_to_end_and_resolves(housing_api, tmp_path):
+    import httpx
+
+    from mlops_course.alerting import shorten_rules
+    from mlops_course.prometheus_local import query, start_prometheus
+
+    rules = shorten_rules(out=tmp_path / "rules" / "housing.yml")
+    with start_receiver(tmp_path / "received.jsonl") as receiver, \
+            start_alertmanager(receiver.url, workspace=tmp_path) as alertmanager, \
+            start_prometheus({"housing-api": [housing_api]}, rule_files=[rules], alertmanagers=[alertmanager.url],
+                             workspace=tmp_path / "prometheus") as prom:
+        # an API that answers no prediction: HousingApiNoTraffic fires, Alertmanager pages
+        fired = wait_for_alert(receiver, "HousingApiNoTraffic", timeout=60)
+        assert (fired["path"], fired["severity"]) == ("/page", "page")
+        assert query(prom, 'ALERTS{alertname="HousingApiNoTraffic", alertstate="firing"}')
+        # traffic comes back: the alert resolves, and the receiver hears that too
+        with httpx.Client(base_url=housing_api.url, trust_env=False) as client:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not [a for a in received_alerts(receiver)
+                                                       if a["alertname"] == "HousingApiNoTraffic" and a["status"] == "resolved"]:
+                assert client.post("/predict", json=housing_api.district).status_code == 200
+                time.sleep(0.1)
+        resolved = wait_for_alert(receiver, "HousingApiNoTraffic", status="resolved", timeout=1)
+        assert resolved["starts_at"] == fired["starts_at"]  # the same alert, now over
