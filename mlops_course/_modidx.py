@@ -993,6 +993,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'mlops_course.tracing.plot_waterfall': ( 'library/tracing.html#plot_waterfall',
                                                                                'mlops_course/tracing.py'),
                                       'mlops_course.tracing.read_spans': ('library/tracing.html#read_spans', 'mlops_course/tracing.py'),
+                                      'mlops_course.tracing.scrub_request': ( 'library/tracing.html#scrub_request',
+                                                                              'mlops_course/tracing.py'),
                                       'mlops_course.tracing.span_dict': ('library/tracing.html#span_dict', 'mlops_course/tracing.py'),
                                       'mlops_course.tracing.span_exporter': ( 'library/tracing.html#span_exporter',
                                                                               'mlops_course/tracing.py'),

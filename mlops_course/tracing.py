@@ -4,9 +4,10 @@
 
 # %% auto #0
 __all__ = ['TracingSettings', 'span_dict', 'span_exporter', 'tracer_provider', 'read_spans', 'spans_of', 'StageTimer',
-           'traced_endpoint', 'TracedRuntime', 'traced_runtime', 'add_tracing', 'trace_table', 'plot_waterfall']
+           'traced_endpoint', 'TracedRuntime', 'traced_runtime', 'scrub_request', 'add_tracing', 'trace_table',
+           'plot_waterfall']
 
-# %% ../notebooks/library/tracing.ipynb #e6e7cda1
+# %% ../notebooks/library/tracing.ipynb #3cb9e488
 import contextvars
 import functools
 import inspect
@@ -27,7 +28,7 @@ from starlette.requests import Request
 
 from .config import get_settings
 
-# %% ../notebooks/library/tracing.ipynb #c26686a1
+# %% ../notebooks/library/tracing.ipynb #ea289b7b
 class TracingSettings(BaseSettings):
     "The API's tracing knobs; each can be set by an `MLOPS_COURSE_TRACE_<FIELD>` variable."
     model_config = SettingsConfigDict(env_prefix="MLOPS_COURSE_TRACE_", extra="ignore")
@@ -35,7 +36,7 @@ class TracingSettings(BaseSettings):
     file: Path | None = None  # the JSON-lines file of `file` (default: `<workspace>/traces/spans.jsonl`)
     service_name: str = "housing-api"  # the `service.name` every span of this process carries
 
-# %% ../notebooks/library/tracing.ipynb #e87855e0
+# %% ../notebooks/library/tracing.ipynb #af129b2a
 def span_dict(span: ReadableSpan) -> dict:
     "One finished span as a plain dict: name, ids (hex), parent, kind, start/end in ns, status, attributes."
     parent = span.parent.span_id if span.parent else None
@@ -45,7 +46,7 @@ def span_dict(span: ReadableSpan) -> dict:
             "attributes": dict(span.attributes or {}),
             "service": (span.resource.attributes or {}).get("service.name")}
 
-# %% ../notebooks/library/tracing.ipynb #471315fa
+# %% ../notebooks/library/tracing.ipynb #d8e8e766
 def span_exporter(settings: TracingSettings) -> SpanExporter:
     "The exporter `settings.exporter` names: a JSON-lines file, memory, the console, or OTLP over HTTP."
     if settings.exporter == "memory":
@@ -73,7 +74,7 @@ def tracer_provider(
     provider.add_span_processor(BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter))
     return provider
 
-# %% ../notebooks/library/tracing.ipynb #660b38ea
+# %% ../notebooks/library/tracing.ipynb #ef808d1f
 def read_spans(
     path: Path | str,  # a file written by the `file` exporter
 ) -> list[dict]:
@@ -86,7 +87,7 @@ def spans_of(exporter: InMemorySpanExporter) -> list[dict]:
     "The spans an in-memory exporter holds, as dicts."
     return [span_dict(s) for s in exporter.get_finished_spans()]
 
-# %% ../notebooks/library/tracing.ipynb #cf054f79
+# %% ../notebooks/library/tracing.ipynb #c44bd172
 _STAGES: contextvars.ContextVar[dict | None] = contextvars.ContextVar("mlops_course_trace_stages", default=None)
 
 
@@ -119,7 +120,7 @@ class StageTimer:
 
         await self.app(scope, timed_receive, timed_send)
 
-# %% ../notebooks/library/tracing.ipynb #1683b4de
+# %% ../notebooks/library/tracing.ipynb #20a486e8
 def traced_endpoint(endpoint, tracer):
     "Wrap a route's endpoint: a `validate` span from the body's arrival to the call, a `handler` span around it."
 
@@ -155,7 +156,7 @@ def traced_endpoint(endpoint, tracer):
             return result
     return run
 
-# %% ../notebooks/library/tracing.ipynb #3e0ff91e
+# %% ../notebooks/library/tracing.ipynb #8c38218a
 class TracedRuntime:
     "A model runtime whose `predict` runs in a `model.predict` span (rows, model version, runtime as attributes)."
 
@@ -174,7 +175,7 @@ class TracedRuntime:
         with self.tracer.start_as_current_span("model.predict", attributes=attributes):
             return self.runtime.predict(rows)
 
-# %% ../notebooks/library/tracing.ipynb #4d00174c
+# %% ../notebooks/library/tracing.ipynb #e0db657e
 def traced_runtime(tracer):
     "A `get_runtime` dependency for a traced app: the loaded model, wrapped in `TracedRuntime`."
     from mlops_course.serve import get_runtime
@@ -184,7 +185,24 @@ def traced_runtime(tracer):
 
     return runtime
 
-# %% ../notebooks/library/tracing.ipynb #4289aa22
+# %% ../notebooks/library/tracing.ipynb #cfdaaf48
+_CLIENT = ("net.peer.ip", "net.peer.port", "client.address", "client.port", "net.sock.peer.addr", "net.sock.peer.port")
+
+
+def scrub_request(span, scope) -> None:
+    "A `server_request_hook`: the client's address is not kept, and URLs lose their query strings."
+    if not span.is_recording():
+        return
+    attributes = getattr(span, "attributes", None) or {}
+    for key in _CLIENT:
+        if key in attributes:
+            span.set_attribute(key, "[REDACTED]")
+    for key in ("http.url", "http.target", "url.full", "url.query"):
+        value = attributes.get(key)
+        if isinstance(value, str) and ("?" in value or key == "url.query"):
+            span.set_attribute(key, "[REDACTED]" if key == "url.query" else value.split("?", 1)[0])
+
+# %% ../notebooks/library/tracing.ipynb #388ff35d
 def add_tracing(
     app,  # the housing API (`serve.create_app`), before it starts
     settings: TracingSettings | None = None,  # default: from the environment (`MLOPS_COURSE_TRACE_*`)
@@ -204,10 +222,11 @@ def add_tracing(
             route.dependant.call = traced_endpoint(route.dependant.call, tracer)
     app.dependency_overrides[get_runtime] = traced_runtime(tracer)
     app.add_middleware(StageTimer, tracer=tracer)
-    FastAPIInstrumentor.instrument_app(app, tracer_provider=provider, excluded_urls="health,ready,metrics")
+    FastAPIInstrumentor.instrument_app(app, tracer_provider=provider, excluded_urls="health,ready,metrics",
+                                       server_request_hook=scrub_request)
     app.state.tracer_provider, app.state.span_exporter = provider, exporter
 
-# %% ../notebooks/library/tracing.ipynb #5745dee7
+# %% ../notebooks/library/tracing.ipynb #7f617ac4
 def trace_table(
     spans: list[dict],  # spans of one or more traces (from `read_spans` / `spans_of`)
     trace_id: str | None = None,  # the trace to show (default: the trace of the last span)
@@ -227,7 +246,7 @@ def trace_table(
              "duration_ms": (s["end_ns"] - s["start_ns"]) / 1e6, "status": s["status"]} for s in mine]
     return pd.DataFrame(rows).sort_values(["start_ms", "depth"], ignore_index=True)
 
-# %% ../notebooks/library/tracing.ipynb #007e4c71
+# %% ../notebooks/library/tracing.ipynb #05e396d9
 def plot_waterfall(
     table,  # a DataFrame from `trace_table`
     ax=None,  # a matplotlib axis (default: a new figure)
