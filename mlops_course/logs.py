@@ -6,7 +6,7 @@
 __all__ = ['SECRET_KEYS', 'LogSettings', 'redact', 'json_handler', 'get_logger', 'request_id_of', 'sampled',
            'RequestIdMiddleware', 'prediction_observer', 'add_logging', 'read_logs']
 
-# %% ../notebooks/library/logs.ipynb #58b649b1
+# %% ../notebooks/library/logs.ipynb #8c07752c
 import hashlib
 import json
 import logging
@@ -20,15 +20,16 @@ import structlog
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# %% ../notebooks/library/logs.ipynb #3c313c37
+# %% ../notebooks/library/logs.ipynb #02f028f5
 class LogSettings(BaseSettings):
     "The API's logging knobs; each can be set by an `MLOPS_COURSE_LOG_<FIELD>` variable."
     model_config = SettingsConfigDict(env_prefix="MLOPS_COURSE_LOG_", extra="ignore")
     file: Path | None = None  # a JSON-lines file to append to (default: standard error, the service's log)
     level: str = "INFO"  # the lowest level written
     sample_predictions: float = Field(1.0, ge=0, le=1)  # fraction of requests whose predictions are logged
+    quiet_routes: str = "/health,/ready,/metrics"  # probes and scrapes: a request line only for a 500
 
-# %% ../notebooks/library/logs.ipynb #2acda8aa
+# %% ../notebooks/library/logs.ipynb #16025705
 SECRET_KEYS = ("password", "passwd", "secret", "token", "authorization", "api_key", "apikey", "cookie")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[\w.~+/=-]+")
@@ -55,7 +56,7 @@ def redact(logger, method: str, event_dict: dict) -> dict:
     "A structlog processor: fields named like credentials become [REDACTED], e-mail addresses [EMAIL]."
     return _scrub(event_dict)
 
-# %% ../notebooks/library/logs.ipynb #9eb95a61
+# %% ../notebooks/library/logs.ipynb #dbd5d032
 _SHARED = [structlog.contextvars.merge_contextvars, structlog.processors.add_log_level,
            structlog.processors.TimeStamper(fmt="iso", utc=True)]  # for structlog's lines and logging's alike
 
@@ -78,7 +79,7 @@ def get_logger(name: str = "mlops_course.api"):
     return structlog.wrap_logger(logging.getLogger(name), wrapper_class=structlog.stdlib.BoundLogger,
                                  processors=[*_SHARED, structlog.stdlib.ProcessorFormatter.wrap_for_formatter])
 
-# %% ../notebooks/library/logs.ipynb #1d1a4918
+# %% ../notebooks/library/logs.ipynb #ee46b61a
 _SANE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 
 
@@ -90,7 +91,7 @@ def request_id_of(
         return header
     return uuid.uuid4().hex
 
-# %% ../notebooks/library/logs.ipynb #5504fbc6
+# %% ../notebooks/library/logs.ipynb #68a5b5c6
 def sampled(
     request_id: str,  # the request's id
     rate: float,  # fraction of requests to keep, 0 to 1
@@ -99,7 +100,7 @@ def sampled(
     if rate >= 1: return True
     return int(hashlib.sha256(request_id.encode()).hexdigest()[:8], 16) < rate * 0x1_0000_0000
 
-# %% ../notebooks/library/logs.ipynb #cf4b8c25
+# %% ../notebooks/library/logs.ipynb #a4940e9a
 def _route_of(scope) -> str:
     "The route template (`/predict`), never the raw path: unknown paths are one value, `<unmatched>`."
     route = scope.get("route")
@@ -116,12 +117,13 @@ def _with_id(body: bytes, rid: str) -> bytes:
         return body
     return json.dumps({**content, "request_id": rid}).encode()
 
-# %% ../notebooks/library/logs.ipynb #bdcdbb8c
+# %% ../notebooks/library/logs.ipynb #97ddbf0b
 class RequestIdMiddleware:
     "ASGI middleware: an id per request (state, header, log context, error bodies) and one log line per request."
 
-    def __init__(self, app, logger=None):
+    def __init__(self, app, logger=None, quiet: str = ""):
         self.app, self.log = app, logger or get_logger()
+        self.quiet = {r.strip() for r in quiet.split(",") if r.strip()}  # route templates logged only on a 500
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -153,12 +155,13 @@ class RequestIdMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            status = answer["status"]
+            status, route = answer["status"], _route_of(scope)
             level = "error" if status >= 500 else "warning" if status >= 400 else "info"
-            getattr(self.log, level)("request", method=scope["method"], route=_route_of(scope), status=status,
-                                     duration_ms=round((time.perf_counter() - start) * 1000, 2))
+            if route not in self.quiet or status == 500:
+                getattr(self.log, level)("request", method=scope["method"], route=route, status=status,
+                                         duration_ms=round((time.perf_counter() - start) * 1000, 2))
 
-# %% ../notebooks/library/logs.ipynb #e1d6008d
+# %% ../notebooks/library/logs.ipynb #bc3874b1
 def prediction_observer(
     settings: LogSettings,  # its `sample_predictions` decides which requests are logged
     logger=None,  # default: `get_logger()`
@@ -183,7 +186,7 @@ def _median(values):
 
     return np.median(values)
 
-# %% ../notebooks/library/logs.ipynb #36a6fe72
+# %% ../notebooks/library/logs.ipynb #78f65315
 def add_logging(
     app,  # the housing API (`serve.create_app`), before it starts
     settings: LogSettings | None = None,  # default: from the environment (`MLOPS_COURSE_LOG_*`)
@@ -197,11 +200,11 @@ def add_logging(
     base.addHandler(json_handler(settings.file))
     base.setLevel(settings.level.upper())
     base.propagate = False  # written once, as JSON, not again by a root handler
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(RequestIdMiddleware, quiet=settings.quiet_routes)
     app.state.observers.append(prediction_observer(settings))
     app.state.log_settings = settings
 
-# %% ../notebooks/library/logs.ipynb #cefddd93
+# %% ../notebooks/library/logs.ipynb #49c83fc8
 def read_logs(
     path: Path | str,  # a log file written by `json_handler`
 ) -> list[dict]:
