@@ -7,7 +7,7 @@ __all__ = ['DEFAULT_CONFIG', 'AlertingError', 'alertmanager_binary', 'default_co
            'start_alertmanager', 'run_receiver', 'start_receiver', 'received_alerts', 'wait_for_alert', 'post_alert',
            'active_alerts', 'default_rules_file', 'shorten_rules']
 
-# %% ../notebooks/library/alerting.ipynb #c22da198
+# %% ../notebooks/library/alerting.ipynb #9065036d
 import json
 import re
 import shutil
@@ -26,7 +26,7 @@ from .config import find_project_root, get_settings
 from .errors import CourseError
 from .services import Service, loopback_opener, start_service, wait_until
 
-# %% ../notebooks/library/alerting.ipynb #c3270fe2
+# %% ../notebooks/library/alerting.ipynb #098aceaf
 class AlertingError(CourseError, RuntimeError):
     "Alertmanager is missing or refuses its config, or an awaited alert did not arrive; the message says why."
 
@@ -39,7 +39,7 @@ def alertmanager_binary() -> str:
                             "brew install alertmanager (macOS), or a release from https://prometheus.io/download/")
     return found
 
-# %% ../notebooks/library/alerting.ipynb #df341b9d
+# %% ../notebooks/library/alerting.ipynb #5b2bdbb5
 DEFAULT_CONFIG = {  # used when there is no course checkout (an installed package): one webhook, every alert
     "route": {"receiver": "housing-oncall", "group_by": ["alertname"]},
     "receivers": [{"name": "housing-oncall", "webhook_configs": [{"url": "http://127.0.0.1:9095/alerts",
@@ -52,7 +52,7 @@ def default_config_file() -> Path | None:
     path = root / "deploy" / "alertmanager" / "alertmanager.yml" if root else None
     return path if path and path.is_file() else None
 
-# %% ../notebooks/library/alerting.ipynb #092ff85a
+# %% ../notebooks/library/alerting.ipynb #38d825b7
 def alertmanager_config(
     webhook_url: str,  # base URL of the receiver, e.g. a started receiver's `.url`
     base: Path | dict | None = None,  # a config file or dict (default: deploy/alertmanager/alertmanager.yml)
@@ -70,7 +70,7 @@ def alertmanager_config(
     config["route"].update(group_wait=group_wait, group_interval=group_interval, repeat_interval=repeat_interval)
     return config
 
-# %% ../notebooks/library/alerting.ipynb #f8e3fe6a
+# %% ../notebooks/library/alerting.ipynb #f31738c3
 def _literal(text: str) -> str:
     "`text` with its braces doubled: `start_service` fills in only `{host}` and `{port}` of a command line."
     return text.replace("{", "{{").replace("}", "}}")
@@ -87,7 +87,7 @@ def _check_config(path: Path) -> None:
         reason = next((ln.split("FAILED:", 1)[1].strip() for ln in lines if "FAILED:" in ln), lines[-1])
         raise AlertingError(f"Alertmanager refuses the config {path}: {reason}")
 
-# %% ../notebooks/library/alerting.ipynb #89da28ff
+# %% ../notebooks/library/alerting.ipynb #ae0f58ca
 def start_alertmanager(
     webhook_url: str,  # where notifications go: the base URL of a receiver (see `start_receiver`)
     config: Path | dict | None = None,  # base config (default: deploy/alertmanager/alertmanager.yml)
@@ -110,7 +110,7 @@ def start_alertmanager(
     svc.config_path = path
     return svc
 
-# %% ../notebooks/library/alerting.ipynb #f8d90e3f
+# %% ../notebooks/library/alerting.ipynb #f860553e
 class _Receiver(BaseHTTPRequestHandler):
     "Accepts Alertmanager's webhook: each POSTed notification is appended to the server's file as one JSON line."
 
@@ -148,7 +148,7 @@ def run_receiver(
     server.out, server.lock = out, threading.Lock()
     server.serve_forever()
 
-# %% ../notebooks/library/alerting.ipynb #b379fd89
+# %% ../notebooks/library/alerting.ipynb #6578fae1
 def start_receiver(
     path: Path | None = None,  # the JSON-lines file (default: `<workspace>/alerts/received.jsonl`, emptied)
     port: int | None = None,  # None: a free port
@@ -164,7 +164,7 @@ def start_receiver(
     svc.alerts_file = path
     return svc
 
-# %% ../notebooks/library/alerting.ipynb #25bba267
+# %% ../notebooks/library/alerting.ipynb #ccd903db
 def received_alerts(
     source: Service | Path | str,  # a receiver from `start_receiver`, or its file
 ) -> list[dict]:
@@ -181,7 +181,7 @@ def received_alerts(
                          "starts_at": alert.get("startsAt")})
     return rows
 
-# %% ../notebooks/library/alerting.ipynb #90f89bd6
+# %% ../notebooks/library/alerting.ipynb #6e11468e
 def wait_for_alert(
     source: Service | Path | str,  # a receiver, or its file
     alertname: str,  # the alert awaited
@@ -198,7 +198,7 @@ def wait_for_alert(
                             f"it received {got or 'nothing'}")
     return found[0]
 
-# %% ../notebooks/library/alerting.ipynb #11fa3fa3
+# %% ../notebooks/library/alerting.ipynb #6a508ea3
 def _api(svc: Service, path: str, body=None):
     "GET (or POST `body` as JSON to) Alertmanager's v2 API; the parsed answer."
     data = None if body is None else json.dumps(body).encode()
@@ -224,7 +224,7 @@ def active_alerts(alertmanager: Service) -> list[dict]:
     return [{"alertname": a["labels"].get("alertname"), "state": a["status"]["state"], "labels": a["labels"]}
             for a in _api(alertmanager, "/alerts")]
 
-# %% ../notebooks/library/alerting.ipynb #13b6fc56
+# %% ../notebooks/library/alerting.ipynb #154ca29c
 def default_rules_file() -> Path:
     "`deploy/prometheus/rules/housing.yml` of the course checkout: the housing API's alert rules."
     root = find_project_root()
@@ -237,7 +237,7 @@ def shorten_rules(
     rules: Path | None = None,  # a Prometheus rule file (default: deploy/prometheus/rules/housing.yml)
     out: Path | None = None,  # where to write the copy (default: `<workspace>/prometheus-rules/<name>`)
     window: str = "15s",  # every range selector `[5m]` becomes `[window]`
-    hold: str = "5s",  # every `for:` becomes `hold` (not less: see below)
+    hold: str = "10s",  # every `for:` becomes `hold` (not less: see below)
     offset: str = "1m",  # every `offset 1d` becomes `offset <offset>`
 ) -> Path:
     "A copy of a rule file on a lesson's clock: the same expressions with seconds where production has minutes."
