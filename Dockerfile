@@ -65,12 +65,13 @@ ENV USER=${NB_USER} \
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 
 # git: DVC and nbdev (week 03, grading); make: the course's commands; tini: reaps the kernels'
-# children as PID 1; prometheus: Prometheus and promtool for weeks 10-11.
+# children as PID 1; prometheus: Prometheus and promtool for weeks 10-11; prometheus-alertmanager:
+# Alertmanager and amtool, the alerts of week 11 delivered end to end.
 # Debian package versions are not pinned: the archive drops superseded versions, so a pinned
 # slim-image build breaks within weeks; the pinned base tag fixes the Debian release instead.
 # hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates git make tini prometheus \
+ && apt-get install -y --no-install-recommends ca-certificates git make tini prometheus prometheus-alertmanager \
  && rm -rf /var/lib/apt/lists/*
 
 RUN useradd --create-home --shell /bin/bash --uid "${NB_UID}" --user-group "${NB_USER}"
