@@ -180,8 +180,8 @@ def traced_runtime(tracer):
     "A `get_runtime` dependency for a traced app: the loaded model, wrapped in `TracedRuntime`."
     from mlops_course.serve import get_runtime
 
-    def runtime(request: Request) -> TracedRuntime:
-        return TracedRuntime(get_runtime(request), tracer)
+    async def runtime(request: Request) -> TracedRuntime:  # async, as get_runtime: no thread hop per request
+        return TracedRuntime(await get_runtime(request), tracer)
 
     return runtime
 
