@@ -96,3 +96,52 @@ def test_api_follows_the_champion_alias_without_failing_a_request(registry):
     assert set(versions[:switch]) == {v1} and set(versions[switch:]) == {v2}, "the model never switches back"
     assert len(seen) > 20, f"only {len(seen)} requests: the traffic did not run"
     assert f"reloaded v{v1} -> v{v2}" in log, log[-2000:]
+
+
+DAG_SCRIPT = '''
+import json, os, sys
+import mlflow
+from mlops_course.airflow_local import get_dag, run_dag, setup_airflow
+from mlops_course.pipeline_tracking import runs_of_dag_run
+from mlops_course.registry import aliases
+from mlops_course.retrain_flow import EXPERIMENT, champion_state
+from mlops_course.tracking import ENV_VAR, start_tracking_server
+with start_tracking_server() as server:
+    os.environ[ENV_VAR] = server.url
+    setup_airflow("test", dags_folder=sys.argv[1])
+    dag = get_dag("housing_retraining")
+    conf = {"n_rows": 600, "scenario": "unit_bug", "strategy_args": {"tolerance": 0.15}}
+    runs = {m: run_dag(dag, m, conf=conf) for m in ("2024-03", "2024-05", "2024-09")}
+    logged = {m: runs_of_dag_run(r.run_id, EXPERIMENT) for m, r in runs.items()}
+    out = {"tasks": [t.task_id for t in dag.topological_sort()],
+           "states": {m: r.state for m, r in runs.items()}, "tasks_by_month": {m: r.tasks for m, r in runs.items()},
+           "promoted": {m: (r.results.get("promote") or {}).get("promoted") for m, r in runs.items()},
+           "why": {m: (l["tags.check"].iloc[0] if len(l) else None) for m, l in logged.items()},
+           "retrain_metric": {m: (float(l["metrics.retrain"].iloc[0]) if len(l) else None) for m, l in logged.items()},
+           "aliases": aliases(), "champion": champion_state()}
+print("RESULT" + json.dumps(out))
+'''
+
+
+def test_retraining_dag_runs_with_dag_test_and_logs_to_mlflow(workspace, repo_root):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env["MLOPS_COURSE_WORKSPACE"] = str(workspace)
+    r = subprocess.run([sys.executable, "-c", DAG_SCRIPT, str(repo_root / "deploy" / "airflow" / "dags")], env=env,
+                       capture_output=True, text=True, timeout=900)
+    line = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT")]
+    assert r.returncode == 0 and line, f"DAG script failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    out = json.loads(line[-1][len("RESULT"):])
+    assert out["tasks"] == ["check", "retrain", "gate", "promote"]
+    assert set(out["states"].values()) == {"success"}, out["states"]
+    assert out["why"]["2024-03"] == "no champion yet" and out["promoted"]["2024-03"] is True
+    quiet = out["tasks_by_month"]["2024-05"]
+    assert quiet == {"check": "success", "retrain": "skipped", "gate": "skipped", "promote": "skipped"}, quiet
+    assert out["retrain_metric"] == {"2024-03": 1.0, "2024-05": 0.0, "2024-09": 1.0}
+    assert out["why"]["2024-09"].startswith("RMSE ") and out["promoted"]["2024-09"] is True
+    assert out["aliases"]["champion"] == out["champion"]["version"] == "2" and "previous" in out["aliases"]
+    assert out["champion"]["train_months"] == [4, 5, 6] and out["champion"]["gate_month"] == 7
