@@ -643,6 +643,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                         'mlops_course/retrain.py'),
                                       'mlops_course.retrain._fit': ('library/retrain.html#_fit', 'mlops_course/retrain.py'),
                                       'mlops_course.retrain._replay': ('library/retrain.html#_replay', 'mlops_course/retrain.py'),
+                                      'mlops_course.retrain._scenario': ('library/retrain.html#_scenario', 'mlops_course/retrain.py'),
                                       'mlops_course.retrain.backtest': ('library/retrain.html#backtest', 'mlops_course/retrain.py'),
                                       'mlops_course.retrain.follow_alias': ('library/retrain.html#follow_alias', 'mlops_course/retrain.py'),
                                       'mlops_course.retrain.gate': ('library/retrain.html#gate', 'mlops_course/retrain.py'),

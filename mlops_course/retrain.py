@@ -140,11 +140,9 @@ def gate(champion,  # the fitted champion pipeline
 # %% ../notebooks/library/retrain.ipynb #7cb2f177
 def _fit(cache: dict, key, train: pd.DataFrame, kind: str, params: dict):
     "The model trained on `train` (cached under `key`), and the seconds its fit took the first time."
-    from threadpoolctl import threadpool_limits
     if key not in cache:
         start = time.perf_counter()
-        with threadpool_limits(1):  # small fits: one thread is as fast, and never fights over the cores
-            cache[key] = (train_model(train, kind, **params), time.perf_counter() - start)
+        cache[key] = (train_model(train, kind, **params), time.perf_counter() - start)
     return cache[key]
 
 # %% ../notebooks/library/retrain.ipynb #b8daa70e
@@ -174,7 +172,21 @@ def _replay(strategy: Strategy, batches: dict, first: tuple, months: int, label_
                      "why": ("" if not wants else strategy.why if lab >= 1 else "no labels yet")})
     return rows
 
-# %% ../notebooks/library/retrain.ipynb #686384aa
+# %% ../notebooks/library/retrain.ipynb #79a094cf
+def _scenario(sc: str, strategies: list, months: int, n: int, label_delay: int, window: int, kind: str,
+              params: dict, min_improvement: float, seed: int) -> list[dict]:
+    "Every strategy through one scenario, from the same first champion and the same batches."
+    out, market, cache = [], HousingMarket(seed=seed), {}
+    batches = {t: market.batch(t, sc, n) for t in range(months + 1)}
+    history = market.batch(0, sc, window * n)  # before any drift: as many rows as a retrain gets
+    model, _ = _fit(cache, "first", history, kind, params)
+    first = (model, history[FEATURES], evaluate(model, batches[0])["rmse"])
+    for s in strategies:
+        rows = _replay(s, batches, first, months, label_delay, window, kind, params, min_improvement, cache)
+        out += [{"scenario": sc, **r} for r in rows]
+    return out
+
+# %% ../notebooks/library/retrain.ipynb #88fd24e4
 def backtest(strategies: list[Strategy],  # the strategies to compare (distinct names)
              scenarios: tuple[str, ...] = ("inflation", "income_shift", "unit_bug"),  # `SCENARIOS` keys
              months: int = 12,  # months scored after month 0
@@ -193,20 +205,14 @@ def backtest(strategies: list[Strategy],  # the strategies to compare (distinct 
         raise RetrainError(f"need label_delay >= 0, months >= 1, window >= 1; got {label_delay}, {months}, {window}")
     if len({s.name for s in strategies}) != len(strategies):
         raise RetrainError(f"strategy names must differ: {[s.name for s in strategies]}")
+    from threadpoolctl import threadpool_limits
     params = ({"max_iter": 60} if kind == "hgb" else {}) if params is None else params
-    out = []
-    for sc in scenarios:
-        market, cache = HousingMarket(seed=seed), {}
-        batches = {t: market.batch(t, sc, n) for t in range(months + 1)}
-        history = market.batch(0, sc, window * n)  # before any drift: as many rows as a retrain gets
-        model, _ = _fit(cache, "first", history, kind, params)
-        first = (model, history[FEATURES], evaluate(model, batches[0])["rmse"])
-        for s in strategies:
-            rows = _replay(s, batches, first, months, label_delay, window, kind, params, min_improvement, cache)
-            out += [{"scenario": sc, **r} for r in rows]
+    with threadpool_limits(1):  # small fits and predictions: one thread is as fast, and never fights for cores
+        out = [row for sc in scenarios for row in _scenario(sc, strategies, months, n, label_delay, window, kind,
+                                                            params, min_improvement, seed)]
     return pd.DataFrame(out)
 
-# %% ../notebooks/library/retrain.ipynb #df354f65
+# %% ../notebooks/library/retrain.ipynb #5dfbbdcc
 def summarize(table: pd.DataFrame,  # the output of `backtest`
               ) -> pd.DataFrame:
     "Per scenario and strategy: mean RMSE, change vs `never` (if present), retrains, promotions, compute cost."
@@ -218,7 +224,7 @@ def summarize(table: pd.DataFrame,  # the output of `backtest`
         out.insert(1, "vs_never", out["mean_rmse"] / never.reindex(out.index.get_level_values(0)).to_numpy() - 1)
     return out
 
-# %% ../notebooks/library/retrain.ipynb #a0bbd8ef
+# %% ../notebooks/library/retrain.ipynb #a7145952
 def plot_backtest(table: pd.DataFrame,  # the output of `backtest`
                   ):
     "RMSE per month and strategy, one panel per scenario; ▲ a promoted retrain, ✕ a rejected one; drift onset dashed."
@@ -237,7 +243,7 @@ def plot_backtest(table: pd.DataFrame,  # the output of `backtest`
     fig.tight_layout()
     return fig
 
-# %% ../notebooks/library/retrain.ipynb #6891a457
+# %% ../notebooks/library/retrain.ipynb #7169f7a6
 def follow_alias(app):  # the housing API (`serve.create_app`), before it starts
     "API extension: reload the model, without downtime, when the registry alias it serves moves (see `serve_reload`)."
     from mlops_course.serve_reload import follow

@@ -173,7 +173,7 @@ def promote(gated: dict,  # the output of `gate`
         mlflow.log_metric("promoted", int(promoted))
         mlflow.set_tag("decision", str(decision))
     return {"month": gated["month"], "version": gated["version"], "promoted": promoted,
-            "champion": aliases(name).get("champion"), "decision": str(decision)}
+            "champion": str(aliases(name).get("champion")), "decision": str(decision)}  # sqlite stores give ints
 
 # %% ../notebooks/library/retrain_flow.ipynb #72f133c7
 def retraining_dag(dag_id: str,  # the DAG's id
