@@ -37,7 +37,7 @@ class ServeSettings(BaseSettings):
     runtime: str = "sklearn"  # a key of serve_runtime.RUNTIMES
     max_batch_rows: int = Field(10_000, ge=1)  # more rows in one batch: 413
     max_body_bytes: int = Field(4_000_000, ge=1_000)  # a larger request body: 413
-    threads: int = Field(1, ge=1)  # OpenMP/BLAS threads of one prediction (requests run side by side)
+    threads: int = Field(1, ge=1)  # OpenMP threads of a /predict call (batches: OpenMP's default, every core)
     extensions: str = ""  # comma-separated `module:function` names, each called with the app (later weeks)
 
 
@@ -77,7 +77,12 @@ def _settings_of(app: FastAPI) -> ServeSettings:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI):
-    "Start loading the model once, when the server starts; nothing to release at shutdown."
+    "Start loading the model once, when the server starts; one-row predictions use `threads` OpenMP threads."
+    from threadpoolctl import threadpool_limits
+
+    # OpenMP's thread count is per thread: this is the event loop's thread, where the async /predict runs (a limit
+    # set where the model loads would not reach it); /predict/batch runs in worker threads, with every core
+    app.state.thread_limits = threadpool_limits(limits=_settings_of(app).threads, user_api="openmp")
     app.state.model = ModelState()
     threading.Thread(target=app.state.model.load, args=(_settings_of(app),), daemon=True).start()
     yield

@@ -123,7 +123,7 @@ class SklearnRuntime(Runtime):
     def __init__(self, pipeline, info: ModelInfo, threads: int = 1):  # threads: OpenMP/BLAS threads per prediction
         from threadpoolctl import threadpool_limits
 
-        self._limits = threadpool_limits(limits=threads)  # for the whole process, from now on
+        self._limits = threadpool_limits(limits=threads)  # BLAS: the process; OpenMP: only the thread loading it
         self.pipeline, self.info, self.threads = pipeline, info, threads
         self.fast = fast_path(pipeline)
 
