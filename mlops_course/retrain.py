@@ -15,7 +15,7 @@ import pandas as pd
 
 from .errors import CourseError
 from .promotion import GateDecision
-from .schema import FEATURES, NUMERIC_COLUMNS, TARGET
+from .schema import FEATURES, NUMERIC_COLUMNS
 from .simulator import SCENARIOS, HousingMarket
 from .train import evaluate, train_model
 
