@@ -15,7 +15,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import CourseError
 from .serve import get_serve_settings
-from .serve_runtime import load_runtime, parse_model_uri, resolve, resolve_in_store
+from .model_store import parse_model_uri, resolve, resolve_in_store
+from .serve_runtime import load_runtime
 
 log = logging.getLogger("mlops_course.serve")
 
