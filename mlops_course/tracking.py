@@ -82,9 +82,9 @@ def server_up(
 
 # %% ../notebooks/library/tracking.ipynb #02c91452
 CLIENT_ENV = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",  # MLflow retries POSTs too: a retried registration can make two versions
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",  # fail in seconds, not minutes
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "120",  # a live server on a busy machine may be slow; a dead one refuses at once
     "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",  # no "View run at <url>" after every run
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
 }  # client defaults; your own settings win

@@ -171,7 +171,7 @@ def tiny_batch(tmp_path_factory):
     expected = tiny_submissions(subs, out, sentinel, solution)
     before = fingerprint(ROOT / "solutions", ROOT / "labs", ROOT / "mlops_course", solution.parent, subs)
     t0 = time.monotonic()
-    grades = grade_folder(solution, subs, out / "grades.csv", workers=2, timeout=8, budget=120, limits=LIMITS)
+    grades = grade_folder(solution, subs, out / "grades.csv", workers=2, timeout=20, budget=120, limits=LIMITS)
     seconds = time.monotonic() - t0
     csv_after_batch = (out / "grades.csv").read_text()
     time.sleep(6)  # longer than the escaping process waits before it writes

@@ -120,7 +120,7 @@ def test_client_fails_fast_by_default(monkeypatch):
         monkeypatch.delenv(k, raising=False)
     with pytest.raises(TrackingServerDown):
         connect(f"http://127.0.0.1:{free_port()}")
-    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "1"
+    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "0"
 
 
 def test_user_settings_are_kept(monkeypatch):
