@@ -94,7 +94,7 @@ def connect(
     uri: str | None = None,  # default: `tracking_uri()`
     experiment: str | None = None,  # also select this experiment (created if missing)
 ) -> str:
-    "Point the MLflow client at a live tracking server (checked on `/health`) and return its URI."
+    "Point MLflow's tracking and registry clients at a live tracking server (checked on `/health`); return its URI."
     import mlflow
 
     uri = uri or tracking_uri()
@@ -103,6 +103,7 @@ def connect(
     if not server_up(uri):
         raise TrackingServerDown(f"no tracking server at {uri}: start one with start_tracking_server() or set {ENV_VAR}")
     mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)  # the registry is the same server: not an MLFLOW_REGISTRY_URI left in the environment
     if experiment:
         if mlflow.get_experiment_by_name(experiment) is None:
             mlflow.create_experiment(experiment)

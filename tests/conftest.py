@@ -48,6 +48,30 @@ def module_workspace(tmp_path_factory) -> Path:
         yield from _isolated(tmp_path_factory.mktemp("module") / "workspace", mp)
 
 
+MLFLOW_GLOBALS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")  # mlflow.set_*_uri write these for subprocesses
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _mlflow_uris_restored():
+    """MLflow's tracking and registry URIs as they were before the module: `mlflow.set_tracking_uri` and
+    `set_registry_uri` also write MLFLOW_* variables (which `set_registry_uri(None)` leaves behind), and every
+    process started later in this worker (a lesson's kernel, a server) would inherit them."""
+    import os
+    import sys
+
+    before = {k: os.environ.get(k) for k in MLFLOW_GLOBALS}
+    yield
+    if "mlflow" in sys.modules:
+        import mlflow
+        mlflow.set_tracking_uri(before["MLFLOW_TRACKING_URI"])
+        mlflow.set_registry_uri(before["MLFLOW_REGISTRY_URI"])
+    for k, v in before.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist's worker reads the groups
 def pytest_collection_modifyitems(config, items):
     """Tests that share a module-scoped fixture (a server, a graded batch, a trained model) run on one xdist worker,

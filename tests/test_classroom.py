@@ -339,6 +339,20 @@ def test_runner_injects_parameters_and_names_the_failing_cell(tmp_path):
     assert bad.error == "cell 2 `y = 1 / x`: ZeroDivisionError: division by zero"
 
 
+def test_kernels_do_not_inherit_mlflow_uris_set_in_this_process(tmp_path, monkeypatch):
+    "`mlflow.set_registry_uri` here writes MLFLOW_REGISTRY_URI: a kernel must not register into that store."
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", "sqlite:///elsewhere.db")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
+    nb = write(notebook(C("import os\nassert not {'MLFLOW_REGISTRY_URI', 'MLFLOW_TRACKING_URI'} & set(os.environ)"),
+                        C("assert os.environ['MLFLOW_TRACKING_URI'] == 'http://given'", metadata={"tags": ["given"]})),
+               tmp_path / "env.ipynb")
+    r = run_notebook(nb, output_dir=tmp_path / "out", timeout=120, cwd=tmp_path)
+    assert (r.status, r.cell) == ("failed", 1), r.error  # the first cell passed: nothing inherited
+    given = run_notebook(nb, output_dir=tmp_path / "out", timeout=120, cwd=tmp_path,
+                         env={"MLFLOW_TRACKING_URI": "http://given"})
+    assert (given.status, given.cell) == ("failed", 0)  # what the caller passes is there
+
+
 def test_runner_stops_a_hung_notebook_and_names_the_cell(tmp_path):
     nb = write(notebook(C("x = 1"), C("import time\nwhile True:\n    time.sleep(0.1)")), tmp_path / "hang.ipynb")
     r = run_notebook(nb, output_dir=tmp_path / "out", timeout=15, cwd=tmp_path)

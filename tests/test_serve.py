@@ -303,7 +303,7 @@ def test_a_registry_in_a_sqlite_file_serves_models_and_runs_uris(housing, tmp_pa
     client.log_metric(run.info.run_id, "val_rmse", 123.0)
     client.set_terminated(run.info.run_id)
     mlflow.set_tracking_uri(store)
-    mlflow.set_registry_uri(store)
+    mlflow.set_registry_uri(store)  # also sets MLFLOW_REGISTRY_URI, which set_registry_uri(None) leaves behind
     try:
         mlflow.set_experiment(experiment_id=exp)  # an experiment another test of this process made active: not ours
         with mlflow.start_run(run_id=run.info.run_id):
@@ -320,4 +320,5 @@ def test_a_registry_in_a_sqlite_file_serves_models_and_runs_uris(housing, tmp_pa
     finally:
         mlflow.set_tracking_uri(None)
         mlflow.set_registry_uri(None)
+        monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
         get_settings.cache_clear()

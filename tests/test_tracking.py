@@ -130,6 +130,20 @@ def test_user_settings_are_kept(monkeypatch):
     assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "5"
 
 
+def test_connect_points_the_registry_at_the_same_store(tmp_path, monkeypatch):
+    "An MLFLOW_REGISTRY_URI left in the environment (set_registry_uri writes it) must not take the registrations."
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", f"sqlite:///{tmp_path / 'elsewhere.db'}")
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    try:
+        assert connect(store) == store
+        assert (mlflow.get_tracking_uri(), mlflow.get_registry_uri()) == (store, store)
+    finally:
+        mlflow.set_tracking_uri(None)
+        mlflow.set_registry_uri(None)
+
+
 # --- the server -----------------------------------------------------------------------------------------------------
 
 

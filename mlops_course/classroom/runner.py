@@ -25,8 +25,8 @@ import psutil
 from ..errors import CourseError
 
 # %% auto #0
-__all__ = ['RUN_ID_VAR', 'marked_processes', 'reap', 'RunnerError', 'parse_parameters', 'NotebookResult', 'run_notebook',
-           'collect_notebooks', 'run_notebooks', 'summary_table', 'write_reports']
+__all__ = ['RUN_ID_VAR', 'INHERITED_NOT', 'marked_processes', 'reap', 'RunnerError', 'parse_parameters', 'NotebookResult',
+           'run_notebook', 'collect_notebooks', 'run_notebooks', 'summary_table', 'write_reports']
 
 # %% ../../notebooks/classroom/02_runner.ipynb #c82a6c13
 RUN_ID_VAR = "MLOPS_COURSE_RUN_ID"
@@ -144,8 +144,13 @@ def _worker(spec: str) -> None:
         sys.stderr.write(f"\n{e.ename}: {_last_line(e.evalue)}\n")
         sys.exit(1)
 
+INHERITED_NOT = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")  # a kernel finds its server through the course's settings
+
+
 def _child_env(run_id: str, workspace: Path | None, env: dict | None) -> dict:
-    out = {**os.environ, **(env or {}), RUN_ID_VAR: run_id}
+    "Our environment without MLflow's URIs (`mlflow.set_*_uri` in this process writes them), then `env`."
+    mine = {k: v for k, v in os.environ.items() if k not in INHERITED_NOT}
+    out = {**mine, **(env or {}), RUN_ID_VAR: run_id}
     if workspace is not None:
         out["MLOPS_COURSE_WORKSPACE"] = str(workspace)
     return out
