@@ -8,14 +8,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .labs import Check
-from .runner import RUN_ID_VAR, _last_line, reap
+from .kernel import Session, run_cell
+from .runner import _last_line
 from .sandbox import (INSIDE, KernelSpace, Limits, SandboxError, bwrap_command, kernel_env,
                                             kill_uids, new_uid, processes_of, sandbox_support)
 from ..errors import CourseError
@@ -73,97 +73,6 @@ class Options:
     limits: Limits = Limits()
     max_kernels: int = 4     # learner kernels started at most (a new one after a death)
     hide: tuple = ()         # host folders no sandbox may see (the solutions, the submissions, the output)
-
-# %% ../../notebooks/classroom/03_grading.ipynb #a8286deb
-_TIMEOUT = "_GraderCellTimeout"
-
-class _Session:
-    "One kernel in a private space: sandboxed (bubblewrap) or, with `unsafe`, a plain process; a context manager."
-    def __init__(self, space: KernelSpace, prefix: list[str], env: dict, timeout: float):
-        import uuid
-        import nbformat
-        from jupyter_client import AsyncKernelManager
-        from jupyter_client.kernelspec import KernelSpec
-        from nbclient import NotebookClient
-        self.space, self.timeout = space, timeout
-        km = AsyncKernelManager(transport="ipc", ip=str(space.ipc / "k"), connection_file=str(space.ipc / "kernel.json"))
-        argv = [*prefix, sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
-                "--IPKernelApp.parent_handle=0"]  # its parent is the sandbox's init, pid 1: no parent polling
-        km._kernel_spec = KernelSpec(argv=argv, display_name="grader", language="python", interrupt_mode="message")
-        km.write_connection_file()
-        if os.geteuid() == 0:
-            os.chown(km.connection_file, space.uid, space.uid)
-        self.sandboxed, self.run_id = bool(prefix), uuid.uuid4().hex
-        self.km, self.env, self.reply = km, {**env, RUN_ID_VAR: self.run_id}, {}
-        self.client = NotebookClient(nbformat.v4.new_notebook(), km=km, timeout=timeout, allow_errors=True,
-                                     shutdown_kernel="immediate", startup_timeout=120, interrupt_on_timeout=True,
-                                     error_on_timeout={"ename": _TIMEOUT, "evalue": ""}, on_cell_executed=self._keep)
-
-    def _keep(self, cell, cell_index, execute_reply):
-        self.reply = execute_reply or {}
-
-    def sandbox_pid(self) -> int | None:
-        "The pid of the sandbox's first process (its namespaces), None without a sandbox."
-        import psutil
-        proc = getattr(self.km.provisioner, "process", None)
-        try:
-            kids = psutil.Process(proc.pid).children() if proc else []
-        except psutil.Error:
-            return None
-        return kids[0].pid if kids else None
-
-    def __enter__(self):
-        self._ctx = self.client.setup_kernel(env=self.env, cwd=str(self.space.root),
-                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            self._ctx.__enter__()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def close(self):
-        from jupyter_core.utils import run_sync
-        try:
-            if self.km.has_kernel:
-                run_sync(self.km.shutdown_kernel)(now=True)
-        except Exception:
-            pass
-        kill_uids(self.space.uid) if self.sandboxed else reap(self.run_id)
-
-    def __exit__(self, *exc):
-        try:
-            self._ctx.__exit__(None, None, None)
-        except Exception:
-            pass  # a dead kernel may fail to shut down cleanly; close() kills whatever is left
-        self.close()
-
-# %% ../../notebooks/classroom/03_grading.ipynb #309b5bf6
-def _execute(s: _Session, source: str, timeout: float) -> dict:
-    "Execute `source`; the content of the kernel's reply (nbclient fakes an error reply on timeout)."
-    import nbformat
-    cell = nbformat.v4.new_code_cell(source)
-    s.client.nb.cells = [cell]  # nothing accumulates: 200 MB of output stays in no list
-    s.client.timeout, s.reply = max(1, round(timeout)), {}  # an Integer trait
-    s.client.execute_cell(cell, 0)
-    cell.outputs = []
-    return s.reply.get("content", {})
-
-def _run(s: _Session, source: str, timeout: float) -> tuple[str, str]:
-    "Execute `source` in the session: (`ok`|`error`|`timeout`|`dead`, one-line reason)."
-    from nbclient.exceptions import DeadKernelError
-    try:
-        reply = _execute(s, source, timeout)
-        if reply.get("ename") == _TIMEOUT:
-            alive = _execute(s, "pass", 10).get("status") == "ok"  # usable again iff it answers a trivial request
-            return ("timeout" if alive else "dead"), f"timed out after {max(1.0, timeout):g} s"
-    except DeadKernelError:
-        return "dead", "the kernel died (os._exit, a crash or the memory limit)"
-    except Exception as e:  # the kernel's channel broke: treat it as a death
-        return "dead", f"the kernel stopped answering ({type(e).__name__})"
-    if reply.get("status") != "error":
-        return "ok", ""
-    return "error", f"{reply.get('ename', 'Error')}: {_last_line(reply.get('evalue', ''))}".rstrip(": ")
 
 # %% ../../notebooks/classroom/03_grading.ipynb #19249cb7
 def _submission_cells(path: Path) -> tuple[list[tuple[int, str]], list[str]]:
@@ -252,7 +161,7 @@ def _learner_side(sp: _Space, cells, checks, opt: Options, g: Grade, deadline: f
                     shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
         steps = [("cell", i, src) for i, src in cells] + [("check", c.name, c) for c in checks]
         died, out_of_budget = None, False
-        with _Session(sp.learner, sp.learner_command(opt.limits, opt.hide), env, opt.timeout) as s:
+        with Session(sp.learner, sp.learner_command(opt.limits, opt.hide), env, opt.timeout) as s:
             for kind, key, src in steps:
                 if (kind, key) in fatal:
                     continue
@@ -264,12 +173,12 @@ def _learner_side(sp: _Space, cells, checks, opt: Options, g: Grade, deadline: f
                     continue
                 where = f"cell {key}" if kind == "cell" else f"preparing check {key}"
                 if kind == "check":
-                    state, why = _run(s, src.probe, min(opt.timeout, left)) if src.probe.strip() else ("ok", "")
+                    state, why = run_cell(s, src.probe, min(opt.timeout, left)) if src.probe.strip() else ("ok", "")
                     if state in ("ok", "error"):
-                        state2, why2 = _run(s, _export_source(src, exports, why), max(60.0, opt.timeout))  # first one imports
+                        state2, why2 = run_cell(s, _export_source(src, exports, why), max(60.0, opt.timeout))  # first one imports
                         state, why = (state2, why2) if state2 != "ok" else (state, why)
                 else:
-                    state, why = _run(s, src, min(opt.timeout, left))
+                    state, why = run_cell(s, src, min(opt.timeout, left))
                 if state == "error" and kind == "cell" and why.startswith("MemoryError"):
                     state, why = "dead", f"{why or 'MemoryError'} (the memory limit is {opt.limits.memory_mb} MB)"
                 if state == "dead":  # a cell that ran out of memory leaves a kernel in which anything may fail next
@@ -299,11 +208,11 @@ def _clean_side(sp: _Space, checks, opt: Options, net_of: int | None, g: Grade, 
     for _ in range(opt.max_kernels):
         if not todo:
             break
-        with _Session(sp.clean, sp.clean_command(opt.limits, net_of, opt.hide), env, opt.timeout) as s:
-            _run(s, _WARM_UP, max(120.0, opt.timeout))  # imports are not the checks' time
+        with Session(sp.clean, sp.clean_command(opt.limits, net_of, opt.hide), env, opt.timeout) as s:
+            run_cell(s, _WARM_UP, max(120.0, opt.timeout))  # imports are not the checks' time
             while todo:
                 c = todo.pop(0)
-                state, why = _run(s, _check_source(c, folder), opt.timeout)
+                state, why = run_cell(s, _check_source(c, folder), opt.timeout)
                 results[c.name] = CheckResult(c.name, c.points if state == "ok" else 0, c.points,
                                               why.replace("ExportError: ", ""))
                 if state in ("dead", "timeout"):
