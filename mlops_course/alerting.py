@@ -24,7 +24,8 @@ import yaml
 
 from .config import find_project_root, get_settings
 from .errors import CourseError
-from .services import Service, loopback_opener, start_service, wait_until
+from .loopback import loopback_opener
+from .services import Service, start_service, wait_until
 
 # %% ../notebooks/library/alerting.ipynb #098aceaf
 class AlertingError(CourseError, RuntimeError):

@@ -124,7 +124,8 @@ def serving_container(image: str,           # a serving image listening on `cont
                       ready_path: str = "/ping",  # answers 200 once the model is loaded (/ready for week 09's API)
                       ):
     "Start a serving container on a free loopback port, wait for `ready_path`, yield its base URL, remove it on exit."
-    from mlops_course.services import free_port, http_ok, wait_until  # here: the training image runs without them
+    from mlops_course.loopback import free_port, http_ok
+    from mlops_course.services import wait_until  # here: the training image runs without them
     require_docker()
     port = free_port()
     cid = _docker(["run", "-d", "--rm", "-p", f"127.0.0.1:{port}:{container_port}", image])

@@ -169,7 +169,7 @@ def serve_in_thread(
 
     import uvicorn
 
-    from mlops_course.services import free_port
+    from mlops_course.loopback import free_port
 
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))

@@ -107,7 +107,7 @@ def _get_json(
     body: dict | None = None,  # POST this JSON body instead of a GET
 ) -> dict:
     "The JSON answer of the tracking server; an error status becomes a `ModelLoadError` quoting its message."
-    from mlops_course.services import loopback_opener
+    from mlops_course.loopback import loopback_opener
 
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
@@ -184,7 +184,7 @@ def download(
     import tempfile
 
     from mlops_course.config import get_settings
-    from mlops_course.services import loopback_opener
+    from mlops_course.loopback import loopback_opener
 
     parsed = urllib.parse.urlparse(artifacts)
     if parsed.scheme in ("", "file"):

@@ -17,7 +17,8 @@ from urllib.parse import urlencode, urlsplit
 
 from .config import get_settings
 from .errors import CourseError
-from .services import Service, ServiceError, port_in_use, start_service, wait_until
+from .loopback import port_in_use
+from .services import Service, ServiceError, start_service, wait_until
 
 # %% ../notebooks/library/prometheus_local.ipynb #24546f17
 class PrometheusError(CourseError, RuntimeError):
@@ -158,7 +159,7 @@ def api_get(
     import json
     import urllib.error
 
-    from mlops_course.services import loopback_opener
+    from mlops_course.loopback import loopback_opener
 
     url = f"{_base(prometheus)}{path}" + (f"?{urlencode(params)}" if params else "")
     try:

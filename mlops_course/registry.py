@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from .errors import CourseError
-from .services import Service, loopback_opener, start_service
+from .loopback import loopback_opener
+from .services import Service, start_service
 from .tracking import connect, mlflow_command, tracking_uri
 
 # %% ../notebooks/library/registry.ipynb #a30982a5

@@ -208,7 +208,7 @@ def _ready_or_failed(svc: "Service") -> bool:
     import json
     import urllib.error
 
-    from mlops_course.services import loopback_opener
+    from mlops_course.loopback import loopback_opener
 
     try:
         with loopback_opener().open(f"{svc.url}/ready", timeout=2) as r:

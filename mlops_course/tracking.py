@@ -19,7 +19,8 @@ import pandas as pd
 from .config import get_settings
 from .errors import CourseError
 from .model_store import TRUSTED_PACKAGES, UntrustedModelError, reviewed_types, trusted_types  # noqa: F401 - re-exported for week 05
-from .services import Service, http_ok, start_service
+from .loopback import http_ok
+from .services import Service, start_service
 
 # %% ../notebooks/library/tracking.ipynb #7fece2ee
 def mlflow_command(

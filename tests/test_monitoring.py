@@ -64,7 +64,7 @@ def api(model_dir):
 
 @pytest.fixture(scope="module")
 def alertmanager_address() -> str:
-    from mlops_course.services import free_port
+    from mlops_course.loopback import free_port
 
     return f"127.0.0.1:{free_port()}"  # nothing answers there: Prometheus lists it all the same
 

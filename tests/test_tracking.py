@@ -13,7 +13,7 @@ from mlops_course.config import get_settings
 from mlops_course.data import FEATURES, HousingMarket
 from mlops_course.errors import CourseError
 from mlops_course.features import split_data
-from mlops_course.services import free_port, http_ok
+from mlops_course.loopback import free_port, http_ok
 from mlops_course.sweep import best_run, run_sweep, sweep_runs
 from mlops_course.tracking import (
     ENV_VAR,
