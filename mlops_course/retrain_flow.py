@@ -8,7 +8,6 @@ __all__ = ['EXPERIMENT', 'STRATEGIES', 'DEFAULT_PARAMS', 'make_strategy', 'month
 
 # %% ../notebooks/library/retrain_flow.ipynb #f33fcb84
 from dataclasses import asdict
-from datetime import timedelta
 
 import pandas as pd
 
@@ -187,10 +186,10 @@ def retraining_dag(dag_id: str,  # the DAG's id
 
     from airflow.sdk import dag, task
 
-    from mlops_course.dags import monthly, run_month
+    from mlops_course.dags import TASK_DEFAULTS, monthly, run_month
 
     @dag(dag_id=dag_id, schedule=schedule or monthly(), start_date=month_start(ORIGIN), catchup=False,
-         max_active_runs=1, default_args={"owner": "mlops-course", "retries": 2, "retry_delay": timedelta(minutes=5)},
+         max_active_runs=1, default_args=TASK_DEFAULTS,
          params={**DEFAULT_PARAMS, **(params or {})}, tags=["housing", "retraining", *tags], doc_md=doc_md)
     def retraining():
         @task.short_circuit(task_id="check")

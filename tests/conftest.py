@@ -48,6 +48,15 @@ def module_workspace(tmp_path_factory) -> Path:
         yield from _isolated(tmp_path_factory.mktemp("module") / "workspace", mp)
 
 
+@pytest.fixture(scope="module")
+def client(api):
+    "An HTTP client of the module's `api` service (proxies ignored: the API listens on loopback)."
+    import httpx
+
+    with httpx.Client(base_url=api.url, timeout=30, trust_env=False) as c:
+        yield c
+
+
 MLFLOW_GLOBALS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")  # mlflow.set_*_uri write these for subprocesses
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 
-import httpx
 import pytest
 
 from mlops_course.logs import read_logs
@@ -37,12 +36,6 @@ def api(model_dir, tmp_path_factory):
     with start_api(str(model_dir[0]), extensions=["mlops_course.logs:add_logging"], env=env, timeout=300) as svc:
         svc.log_file = log_file
         yield svc
-
-
-@pytest.fixture(scope="module")
-def client(api):
-    with httpx.Client(base_url=api.url, timeout=30, trust_env=False) as c:
-        yield c
 
 
 def lines_of(api, rid: str) -> list[dict]:

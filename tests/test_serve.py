@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import math
 
-import httpx
 import numpy as np
 import pytest
 
@@ -41,12 +40,6 @@ def api(model_dir):
 
     with start_api(str(model_dir), max_batch_rows=MAX_ROWS, timeout=300) as svc:
         yield svc
-
-
-@pytest.fixture(scope="module")
-def client(api):
-    with httpx.Client(base_url=api.url, timeout=30, trust_env=False) as c:
-        yield c
 
 
 def rows_of(df, n: int) -> list[dict]:
