@@ -101,7 +101,8 @@ def pytest_collection_modifyitems(config, items):
         if info is None or item.get_closest_marker("xdist_group"):
             continue
         mod = item.nodeid.split("::")[0]
-        names = [f"{mod}::{n}" for n, defs in info.name2fixturedefs.items() if defs and defs[-1].scope == "module"]
+        names = [f"{mod}::{n}" for n, defs in info.name2fixturedefs.items()
+                 if defs and defs[-1].scope == "module" and not n.startswith("_")]  # `_`: autouse hygiene, no state
         if names:
             uses[i] = names
             for n in names[1:]:
