@@ -7,6 +7,7 @@ __all__ = ['Model', 'Settings', 'ServeSettings', 'get_serve_settings', 'ModelSta
            'load_extensions', 'feature_schema', 'add_routes', 'create_app', 'api_command', 'start_api', 'run_api']
 
 # %% ../notebooks/library/serve.ipynb #ed51eba6
+import gc
 import logging
 import sys
 import threading
@@ -37,7 +38,7 @@ class ServeSettings(BaseSettings):
     runtime: str = "sklearn"  # a key of serve_runtime.RUNTIMES
     max_batch_rows: int = Field(10_000, ge=1)  # more rows in one batch: 413
     max_body_bytes: int = Field(4_000_000, ge=1_000)  # a larger request body: 413
-    threads: int = Field(1, ge=1)  # OpenMP threads of a /predict call (batches: OpenMP's default, every core)
+    threads: int = Field(1, ge=1)  # OpenMP/BLAS threads of a prediction (from the runtime's parallel_rows on: every core)
     extensions: str = ""  # comma-separated `module:function` names, each called with the app (later weeks)
 
 
@@ -59,6 +60,8 @@ class ModelState:
         "Load the model (in a thread: /health answers meanwhile, /ready says 503 until it is done)."
         try:
             self.runtime = load_runtime(settings.model, settings.runtime, threads=settings.threads)
+            gc.collect()
+            gc.freeze()  # what start-up made stays: the collector no longer walks it after every few requests
         except CourseError as e:
             self.error = str(e)
         except Exception as e:  # noqa: BLE001 - a model that loads but cannot predict: still one line, never a hang
@@ -77,12 +80,7 @@ def _settings_of(app: FastAPI) -> ServeSettings:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI):
-    "Start loading the model once, when the server starts; one-row predictions use `threads` OpenMP threads."
-    from threadpoolctl import threadpool_limits
-
-    # OpenMP's thread count is per thread: this is the event loop's thread, where the async /predict runs (a limit
-    # set where the model loads would not reach it); /predict/batch runs in worker threads, with every core
-    app.state.thread_limits = threadpool_limits(limits=_settings_of(app).threads, user_api="openmp")
+    "Start loading the model once, when the server starts (in a thread: /health answers meanwhile)."
     app.state.model = ModelState()
     threading.Thread(target=app.state.model.load, args=(_settings_of(app),), daemon=True).start()
     yield

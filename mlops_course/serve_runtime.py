@@ -120,10 +120,13 @@ class SklearnRuntime(Runtime):
     "A scikit-learn pipeline logged with MLflow; the array fast path when it is bit-identical, else `pipeline.predict`."
     name = "sklearn"
 
-    def __init__(self, pipeline, info: ModelInfo, threads: int = 1):  # threads: OpenMP/BLAS threads per prediction
-        from threadpoolctl import threadpool_limits
+    parallel_rows = 5_000  # from this many rows on, a prediction uses every core (OpenMP's default)
 
-        self._limits = threadpool_limits(limits=threads)  # BLAS: the process; OpenMP: only the thread loading it
+    def __init__(self, pipeline, info: ModelInfo, threads: int = 1):  # threads: OpenMP/BLAS threads per prediction
+        from threadpoolctl import ThreadpoolController, threadpool_limits
+
+        self._blas = threadpool_limits(limits=threads, user_api="blas")  # BLAS limits hold for the whole process
+        self._openmp = ThreadpoolController().select(user_api="openmp")  # found once: a limit then costs microseconds
         self.pipeline, self.info, self.threads = pipeline, info, threads
         self.fast = fast_path(pipeline)
 
@@ -132,7 +135,8 @@ class SklearnRuntime(Runtime):
         return cls(*load_sklearn(uri), threads=threads)
 
     def predict(self, rows: list[dict]) -> np.ndarray:
-        return self.fast.predict(rows) if self.fast else self.pipeline.predict(frame(rows))
+        with self._openmp.limit(limits=self.threads if len(rows) < self.parallel_rows else None):  # this thread only
+            return self.fast.predict(rows) if self.fast else self.pipeline.predict(frame(rows))
 
 # %% ../notebooks/library/serve_runtime.ipynb #52ea2083
 RUNTIMES = {"sklearn": SklearnRuntime}  # runtime name -> class; week 19 adds "onnx"

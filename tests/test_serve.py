@@ -180,6 +180,22 @@ def test_settings_come_from_a_dependency(model_dir, district):
         assert tc.post("/predict/batch", json={"rows": [district] * 2}).status_code == 200
 
 
+def test_a_loaded_model_leaves_the_garbage_collector_only_new_objects(model_dir):
+    "Start-up's objects are frozen once the model is in: full collections no longer walk them (batch tail latency)."
+    import gc
+
+    from fastapi.testclient import TestClient
+
+    from mlops_course.serve import ServeSettings, create_app
+
+    gc.unfreeze()
+    app = create_app(ServeSettings(model=str(model_dir)))
+    with TestClient(app):
+        assert app.state.model.loaded.wait(120) and app.state.model.runtime is not None
+        assert gc.get_freeze_count() > 10_000
+    gc.unfreeze()
+
+
 # --- the array fast path is bit-identical to pipeline.predict ------------------------------------------
 def test_fast_path_is_bit_identical(housing):
     from mlops_course.serve_runtime import fast_path, frame, probe_rows
