@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['LATENCY_BUCKETS', 'PRICE_BUCKETS', 'NUMERIC_FEATURES', 'UNMATCHED', 'route_of', 'ApiMetrics', 'PredictionStats',
-           'ModelInfo', 'RequestMetrics', 'MonitoringError', 'instrument', 'metric_samples', 'send_traffic']
+           'ModelInfoCollector', 'RequestMetrics', 'MonitoringError', 'instrument', 'metric_samples', 'send_traffic']
 
 # %% ../notebooks/library/monitoring.ipynb #553ce701
 import threading
@@ -106,7 +106,7 @@ class PredictionStats:
         yield summary
 
 # %% ../notebooks/library/monitoring.ipynb #a9e2ec9d
-class ModelInfo:
+class ModelInfoCollector:
     "A collector of `housing_api_model_info`: the loaded model's name, version, alias and runtime (nothing before)."
 
     def __init__(self, app: FastAPI):
@@ -167,7 +167,7 @@ def instrument(
     if getattr(app.state, "metrics", None) is not None:
         raise MonitoringError("this app is instrumented already: name mlops_course.monitoring:instrument once")
     metrics = app.state.metrics = ApiMetrics()
-    metrics.registry.register(ModelInfo(app))
+    metrics.registry.register(ModelInfoCollector(app))
     app.add_middleware(RequestMetrics, api=app, metrics=metrics)
     if not hasattr(app.state, "observers"):
         app.state.observers = []
@@ -210,9 +210,9 @@ def send_traffic(
     import httpx
     import pandas as pd
 
-    from mlops_course.loadgen import _loopback
+    from mlops_course.loadgen import require_loopback
 
-    _loopback(url)
+    require_loopback(url)
     if not rows:
         raise MonitoringError("send_traffic needs at least one row to send")
     records, i, deadline = [], 0, time.monotonic() + seconds

@@ -62,7 +62,7 @@ def aliases(name: str = MODEL_NAME) -> dict[str, str]:
     import mlflow
 
     connect()
-    return dict(sorted(mlflow.MlflowClient().get_registered_model(name).aliases.items()))
+    return {k: str(v) for k, v in sorted(mlflow.MlflowClient().get_registered_model(name).aliases.items())}  # sqlite: ints
 
 # %% ../notebooks/library/registry.ipynb #3deb45fd
 def model_uri(alias: str = "champion", name: str = MODEL_NAME) -> str:
