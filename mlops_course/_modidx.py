@@ -1105,6 +1105,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                               'mlops_course/tracking.py'),
                                        'mlops_course.tracking.TrackingServerDown': ( 'library/tracking.html#trackingserverdown',
                                                                                      'mlops_course/tracking.py'),
+                                       'mlops_course.tracking._artifacts_beside': ( 'library/tracking.html#_artifacts_beside',
+                                                                                    'mlops_course/tracking.py'),
                                        'mlops_course.tracking.connect': ('library/tracking.html#connect', 'mlops_course/tracking.py'),
                                        'mlops_course.tracking.log_sklearn_model': ( 'library/tracking.html#log_sklearn_model',
                                                                                     'mlops_course/tracking.py'),

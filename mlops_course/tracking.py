@@ -91,6 +91,13 @@ CLIENT_ENV = {
 }  # client defaults; your own settings win
 
 
+def _artifacts_beside(uri: str) -> str | None:
+    "For a sqlite store, an `artifacts/` folder beside the database (not ./mlruns of the working directory)."
+    if not uri.startswith("sqlite:///"):
+        return None  # a server keeps its artifacts where it was told; a file store inside itself
+    return (Path(uri.removeprefix("sqlite:///")).parent / "artifacts").resolve().as_uri()
+
+
 def connect(
     uri: str | None = None,  # default: `tracking_uri()`
     experiment: str | None = None,  # also select this experiment (created if missing)
@@ -107,7 +114,7 @@ def connect(
     mlflow.set_registry_uri(uri)  # the registry is the same server: not an MLFLOW_REGISTRY_URI left in the environment
     if experiment:
         if mlflow.get_experiment_by_name(experiment) is None:
-            mlflow.create_experiment(experiment)
+            mlflow.create_experiment(experiment, artifact_location=_artifacts_beside(uri))
         mlflow.set_experiment(experiment)
     return uri
 

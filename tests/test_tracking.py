@@ -139,6 +139,8 @@ def test_connect_points_the_registry_at_the_same_store(tmp_path, monkeypatch):
     try:
         assert connect(store) == store
         assert (mlflow.get_tracking_uri(), mlflow.get_registry_uri()) == (store, store)
+        connect(store, experiment="beside")  # its artifacts go beside the database, not to ./mlruns
+        assert mlflow.get_experiment_by_name("beside").artifact_location == (tmp_path / "artifacts").as_uri()
     finally:
         mlflow.set_tracking_uri(None)
         mlflow.set_registry_uri(None)
