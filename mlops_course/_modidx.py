@@ -310,6 +310,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                              'mlops_course/classroom/runner.py'),
                                                'mlops_course.classroom.runner._describe': ( 'classroom/runner.html#_describe',
                                                                                             'mlops_course/classroom/runner.py'),
+                                               'mlops_course.classroom.runner._ipc_kernels': ( 'classroom/runner.html#_ipc_kernels',
+                                                                                               'mlops_course/classroom/runner.py'),
                                                'mlops_course.classroom.runner._last_line': ( 'classroom/runner.html#_last_line',
                                                                                              'mlops_course/classroom/runner.py'),
                                                'mlops_course.classroom.runner._locate': ( 'classroom/runner.html#_locate',

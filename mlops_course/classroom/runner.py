@@ -133,16 +133,33 @@ def _locate(executed: Path, state: str) -> tuple[int | None, str]:
     return idx, f"cell {idx} `{first}`" + (f": {what}" if what else "")
 
 # %% ../../notebooks/classroom/02_runner.ipynb #cd8944a0
+def _ipc_kernels(folder: str):
+    "A kernel manager class whose kernels talk over socket files in `folder`: no TCP port to race other programs for."
+    from jupyter_client import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            super().__init__(transport="ipc", ip=os.path.join(folder, "kernel"), **kwargs)
+
+    return IPCKernelManager
+
+
 def _worker(spec: str) -> None:
     "Entry point of the child process: execute one notebook with papermill (spec is JSON)."
+    import shutil
+    import tempfile
+
     import papermill as pm
-    s = json.loads(spec)
+    s, sockets = json.loads(spec), tempfile.mkdtemp(prefix="kernel-")
     try:
         pm.execute_notebook(s["input"], s["output"], parameters=s["parameters"], kernel_name="python3", language="python",
-                            cwd=s["cwd"], progress_bar=False, log_output=False, execution_timeout=s["timeout"])
+                            cwd=s["cwd"], progress_bar=False, log_output=False, execution_timeout=s["timeout"],
+                            kernel_manager_class=_ipc_kernels(sockets))
     except pm.PapermillExecutionError as e:
         sys.stderr.write(f"\n{e.ename}: {_last_line(e.evalue)}\n")
         sys.exit(1)
+    finally:
+        shutil.rmtree(sockets, ignore_errors=True)
 
 INHERITED_NOT = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")  # a kernel finds its server through the course's settings
 
