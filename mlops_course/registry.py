@@ -88,8 +88,9 @@ def serve_model(
 ) -> Service:
     "Start `mlflow models serve` for `uri` (env-manager local) via the service handle; ready on `/ping`."
     cmd = mlflow_command("models", "serve", "-m", uri or model_uri("champion"), "--env-manager", "local")
+    store = tracking_uri()  # the registry too: not an MLFLOW_REGISTRY_URI this process was left with
     return start_service(cmd, "mlflow-model", port=port, ready="http://{host}:{port}/ping", timeout=timeout,
-                         env={"MLFLOW_TRACKING_URI": tracking_uri()})
+                         env={"MLFLOW_TRACKING_URI": store, "MLFLOW_REGISTRY_URI": store})
 
 # %% ../notebooks/library/registry.ipynb #f3653845
 class ServingError(CourseError, RuntimeError):

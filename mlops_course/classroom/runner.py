@@ -147,7 +147,6 @@ def _ipc_kernels(folder: str):
 def _worker(spec: str) -> None:
     "Entry point of the child process: execute one notebook with papermill (spec is JSON)."
     import shutil
-    import tempfile
 
     import papermill as pm
     s, sockets = json.loads(spec), tempfile.mkdtemp(prefix="kernel-")
