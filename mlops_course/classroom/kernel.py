@@ -19,7 +19,7 @@ __all__ = ['TIMED_OUT', 'Session', 'execute', 'run_cell']
 TIMED_OUT = "_GraderCellTimeout"  # the ename nbclient reports for a cell that timed out
 
 class Session:
-    "One kernel in a private space: sandboxed (bubblewrap) or, with `unsafe`, a plain process; a context manager."
+    "One kernel in a private space: sandboxed (`prefix` is the bubblewrap command) or, with no prefix, a plain process."
     def __init__(self, space: KernelSpace, prefix: list[str], env: dict, timeout: float):
         import uuid
         import nbformat
